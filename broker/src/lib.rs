@@ -1,0 +1,9 @@
+//! openhook-broker: checks QEMU_OPEN requests against a policy and answers
+//! with an errno or the fd; launches and reaps the emulator.
+
+pub mod ambient;
+pub mod audit;
+pub mod launch;
+pub mod policy;
+pub mod resolve;
+pub mod serve;

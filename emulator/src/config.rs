@@ -1,0 +1,181 @@
+//! The validated machine model: what `cli/` produces and `machine/`,
+//! `devices/` and `qmp/` consume (style R7.2). No QEMU spellings here.
+//!
+//! Integer fd numbers appear only as `InheritedFd` values naming what the
+//! command line said; `fds::inherited` is the one place they become fds.
+
+use std::path::PathBuf;
+
+/// A file the machine needs, as named on the command line. It may be a
+/// plain path (opened through the hook) or `/dev/fdset/N`.
+pub type FilePath = PathBuf;
+
+/// An fd number given on the command line (`-add-fd fd=N`, `fd=N`,
+/// `-open-hook-fd N`). Not yet claimed; see `fds::inherited`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct InheritedFd(pub i32);
+
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct MachineConfig {
+    /// `-name`
+    pub name: Option<String>,
+    /// `-m`, in MiB (QEMU's default: 128).
+    pub memory_mib: u64,
+    /// `-smp`
+    pub vcpus: u8,
+    /// `-bios`
+    pub firmware: Option<FilePath>,
+    /// `-kernel` / `-initrd` / `-append`
+    pub kernel: Option<KernelConfig>,
+    /// Block devices in the order their virtio-mmio transports are created
+    /// (QEMU order: first given is slot 23, then 22, ...).
+    pub drives: Vec<DriveConfig>,
+    /// `-serial`
+    pub serial: SerialConfig,
+    /// `-device isa-debug-exit`
+    pub debug_exit: Option<DebugExitConfig>,
+    /// `-chardev` definitions by id.
+    pub chardevs: Vec<ChardevConfig>,
+    /// `-mon` / `-qmp`
+    pub monitors: Vec<MonitorConfig>,
+    /// `-add-fd`
+    pub add_fds: Vec<AddFdConfig>,
+    /// `-sandbox on|off`
+    pub sandbox: SandboxSetting,
+    /// `-open-hook-fd N`
+    pub hook_fd: Option<InheritedFd>,
+    /// `-no-reboot`: a guest reset ends the emulator instead.
+    pub no_reboot: bool,
+    /// `-S`: start with the vCPUs paused.
+    pub start_paused: bool,
+}
+
+impl Default for MachineConfig {
+    fn default() -> Self {
+        MachineConfig {
+            name: None,
+            memory_mib: 128,
+            vcpus: 1,
+            firmware: None,
+            kernel: None,
+            drives: Vec::new(),
+            serial: SerialConfig::None,
+            debug_exit: None,
+            chardevs: Vec::new(),
+            monitors: Vec::new(),
+            add_fds: Vec::new(),
+            sandbox: SandboxSetting::On,
+            hook_fd: None,
+            no_reboot: false,
+            start_paused: false,
+        }
+    }
+}
+
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct KernelConfig {
+    pub kernel: FilePath,
+    pub initrd: Option<FilePath>,
+    pub cmdline: String,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub enum CacheMode {
+    #[default]
+    Writeback,
+    /// O_DIRECT, no flush-on-write.
+    None,
+    Writethrough,
+    Directsync,
+    Unsafe,
+}
+
+impl CacheMode {
+    /// Whether the backing file is opened with O_DIRECT (QEMU: cache.direct).
+    pub fn direct(self) -> bool {
+        matches!(self, CacheMode::None | CacheMode::Directsync)
+    }
+}
+
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct DriveConfig {
+    pub id: String,
+    /// A path or `/dev/fdset/N`.
+    pub path: FilePath,
+    pub readonly: bool,
+    pub cache: CacheMode,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum SerialConfig {
+    None,
+    Stdio,
+    /// `-serial file:PATH` (created/truncated like QEMU).
+    File(FilePath),
+    /// `-serial chardev:ID`
+    Chardev(String),
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct DebugExitConfig {
+    pub iobase: u16,
+    pub iosize: u16,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ChardevConfig {
+    pub id: String,
+    pub backend: ChardevBackend,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum ChardevBackend {
+    Stdio,
+    /// Output file; `/dev/fdset/N` allowed.
+    File { path: FilePath },
+    Socket(SocketChardev),
+}
+
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct SocketChardev {
+    pub addr: SocketAddrConfig,
+    pub server: bool,
+    pub wait: bool,
+    pub tls_creds: Option<String>,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum SocketAddrConfig {
+    /// `path=P`: inside the sandbox this must match a broker `[[listen]]`.
+    Unix(PathBuf),
+    /// `fd=N` on the command line.
+    Fd(InheritedFd),
+    /// A socket-activated listener (LISTEN_FDS) whose name matched the id.
+    Activated(InheritedFd),
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum MonitorMode {
+    Control,
+    Readline,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct MonitorConfig {
+    pub chardev: String,
+    pub mode: MonitorMode,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct AddFdConfig {
+    pub fd: InheritedFd,
+    pub set: u64,
+    pub opaque: Option<String>,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub enum SandboxSetting {
+    #[default]
+    On,
+    Off,
+}

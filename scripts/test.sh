@@ -1,0 +1,11 @@
+#!/usr/bin/env bash
+# The whole test suite, exactly what CI runs (.ci/run calls this).
+# Installs what the tests need (pinned), then: fmt, clippy, every test.
+set -euo pipefail
+cd "$(dirname "$0")/.."
+scripts/setup-deps.sh
+export OPENHOOK_REQUIRE_KVM=1
+export OPENHOOK_REQUIRE_QEMU=1
+cargo fmt --all --check
+cargo clippy --workspace --all-targets -- -D warnings
+cargo test --workspace
