@@ -10,5 +10,9 @@
 #![cfg_attr(not(test), deny(clippy::unwrap_used, clippy::expect_used))]
 
 pub mod errno;
+pub mod hook;
+pub mod scm;
+#[cfg(any(test, feature = "test-utils"))]
+pub mod testutil;
 
 pub use errno::Errno;
