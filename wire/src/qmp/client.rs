@@ -16,7 +16,10 @@ use std::time::Duration;
 use rustix::net::{SendAncillaryBuffer, SendAncillaryMessage, SendFlags};
 use serde_json::Value;
 
-use super::message::{encode_line, Command, ErrorBody, Event, Greeting, ServerMessage};
+use super::message::{
+    encode_line, Command, ErrorBody, Event, Greeting, GreetingBody, ServerMessage, VersionInfo,
+    VersionTriple,
+};
 use super::stream::{JsonError, JsonStream, Limits};
 
 /// What can go wrong talking to a monitor.
@@ -68,15 +71,30 @@ impl QmpClient {
     /// Reads the greeting from an already connected socket; does not
     /// negotiate (see [`QmpClient::negotiate`]).
     pub fn handshake(sock: UnixStream) -> Result<Self, ClientError> {
-        let mut c = QmpClient {
+        let mut c = Self::from_negotiated(sock);
+        match c.recv()? {
+            ServerMessage::Greeting(g) => c.greeting = g,
+            other => {
+                return Err(ClientError::Protocol(format!(
+                    "expected a greeting, got {other:?}"
+                )))
+            }
+        }
+        Ok(c)
+    }
+
+    /// Wraps a socket whose greeting the caller has already read (and,
+    /// usually, negotiated); [`QmpClient::greeting`] is then empty.
+    pub fn from_negotiated(sock: UnixStream) -> Self {
+        QmpClient {
             sock,
             stream: JsonStream::new(Limits::CLIENT),
             inbox: VecDeque::new(),
             events: VecDeque::new(),
             greeting: Greeting {
-                qmp: super::message::GreetingBody {
-                    version: super::message::VersionInfo {
-                        qemu: super::message::VersionTriple {
+                qmp: GreetingBody {
+                    version: VersionInfo {
+                        qemu: VersionTriple {
                             micro: 0,
                             minor: 0,
                             major: 0,
@@ -87,16 +105,7 @@ impl QmpClient {
                 },
             },
             next_id: 1,
-        };
-        match c.recv()? {
-            ServerMessage::Greeting(g) => c.greeting = g,
-            other => {
-                return Err(ClientError::Protocol(format!(
-                    "expected a greeting, got {other:?}"
-                )))
-            }
         }
-        Ok(c)
     }
 
     /// The server's greeting.
