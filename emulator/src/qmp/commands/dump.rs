@@ -26,7 +26,7 @@ pub fn plan(map: &[(u64, u64)], begin: u64, end: u64) -> Vec<(u64, u64)> {
         .filter_map(|&(start, len)| {
             let s = start.max(begin);
             let e = start.saturating_add(len).min(end);
-            (s < e).then_some((s, e - s))
+            (s < e).then(|| (s, e - s))
         })
         .collect()
 }
