@@ -2,9 +2,10 @@
 //! the system toolchain (gcc, ld, objcopy; override with `OPENHOOK_FW_CC`,
 //! `OPENHOOK_FW_LD`, `OPENHOOK_FW_OBJCOPY`).
 //!
-//! Two images, same sources:
+//! Three images, same sources:
 //! - `openhook-fw.bin`: the standard disk test;
-//! - `openhook-fw-hostile.bin`: `-DOPENHOOK_FW_HOSTILE`, malformed requests.
+//! - `openhook-fw-hostile.bin`: `-DOPENHOOK_FW_HOSTILE`, malformed requests;
+//! - `openhook-fw-bench.bin`: `-DOPENHOOK_FW_BENCH`, sequential throughput.
 //!
 //! Each is written to `OUT_DIR` (the crate sees it as
 //! `env!("OPENHOOK_FW_DIR")`) and copied next to the workspace binaries,
@@ -55,6 +56,10 @@ const VARIANTS: &[Variant] = &[
     Variant {
         image: "openhook-fw-hostile.bin",
         defines: &["-DOPENHOOK_FW_HOSTILE"],
+    },
+    Variant {
+        image: "openhook-fw-bench.bin",
+        defines: &["-DOPENHOOK_FW_BENCH"],
     },
 ];
 

@@ -7,8 +7,10 @@
 #define WRITE_FIRST 1u
 #define WRITE_COUNT 8u
 
-#ifdef OPENHOOK_FW_HOSTILE
+#if defined(OPENHOOK_FW_HOSTILE)
 #define VARIANT "hostile"
+#elif defined(OPENHOOK_FW_BENCH)
+#define VARIANT "bench"
 #else
 #define VARIANT "standard"
 #endif
@@ -196,8 +198,11 @@ void fw_main(void)
                   (uint32_t)blk_feature(&dev, VIRTIO_BLK_F_FLUSH, 1));
         fw_printf("blk: queue size %u\n", dev.qsize);
         fw_printf("blk: capacity %llu sectors\n", dev.capacity);
-#ifdef OPENHOOK_FW_HOSTILE
+#if defined(OPENHOOK_FW_HOSTILE)
         if (run_hostile(&dev) != 0)
+            failures++;
+#elif defined(OPENHOOK_FW_BENCH)
+        if (run_bench(&dev) != 0)
             failures++;
 #else
         if (run_standard(&dev) != 0)

@@ -18,6 +18,11 @@ use std::time::{Duration, Instant};
 pub const IMAGE: &str = "openhook-fw.bin";
 /// The hostile-guest variant (`-DOPENHOOK_FW_HOSTILE`).
 pub const HOSTILE_IMAGE: &str = "openhook-fw-hostile.bin";
+/// The throughput variant (`-DOPENHOOK_FW_BENCH`): whole-disk sequential
+/// write then read in 1 MiB requests; needs `-m 4` or more.
+pub const BENCH_IMAGE: &str = "openhook-fw-bench.bin";
+/// Sectors per request of the bench variant.
+pub const BENCH_CHUNK_SECTORS: u64 = 2048;
 
 /// Process exit status after the firmware wrote v to isa-debug-exit:
 /// `(v << 1) | 1`. v = 0: every check passed.
@@ -88,6 +93,18 @@ pub fn disk_after_write(sectors: u64) -> Vec<u8> {
     for s in WRITE_FIRST..WRITE_FIRST + WRITE_COUNT {
         let off = usize::try_from(s).expect("sector") * SECTOR;
         d[off..off + SECTOR].copy_from_slice(&written_sector(s));
+    }
+    d
+}
+
+/// The disk after a passing bench run over a zero-filled disk: every
+/// 1 MiB chunk starts with `written_sector(0)`, the rest stays zero.
+pub fn disk_after_bench(sectors: u64) -> Vec<u8> {
+    let len = usize::try_from(sectors).expect("disk size") * SECTOR;
+    let mut d = vec![0u8; len];
+    let chunk = usize::try_from(BENCH_CHUNK_SECTORS).expect("chunk") * SECTOR;
+    for off in (0..len).step_by(chunk) {
+        d[off..off + SECTOR].copy_from_slice(&written_sector(0));
     }
     d
 }

@@ -99,6 +99,46 @@ fn qemu_hostile_guest() {
     assert_disk(&o.disk.unwrap(), &fw::fresh_disk(fw::DISK_SECTORS));
 }
 
+#[test]
+fn qemu_bench_variant() {
+    let Some(qemu) = fw::qemu_or_skip("qemu_bench_variant") else {
+        return;
+    };
+    let dir = tempfile::tempdir().expect("tempdir");
+    let serial = dir.path().join("serial.txt");
+    let disk = dir.path().join("bench.img");
+    let sectors = 4 * fw::BENCH_CHUNK_SECTORS; // 4 MiB: keeps the test fast
+    std::fs::write(&disk, vec![0u8; 4 << 20]).expect("disk");
+    let m = FwMachine::new(fw::image(fw::BENCH_IMAGE), serial.clone()).drive(disk.clone(), false);
+    let run = fw::run_machine(fw::qemu_command(&qemu, &m), &serial, LIMIT);
+    eprintln!(
+        "qemu_bench_variant: qemu-system-x86_64 wall time {:?}",
+        run.wall
+    );
+    assert_eq!(run.code(), Some(fw::EXIT_PASS), "{}", run.describe());
+    for line in [
+        "bench: write start",
+        "bench: flush done",
+        "bench: read start",
+        "bench: verify ok",
+        "result: PASS",
+    ] {
+        assert!(
+            run.serial.lines().any(|l| l == line),
+            "no {line:?}\n{}",
+            run.describe()
+        );
+    }
+    assert!(run
+        .serial
+        .lines()
+        .any(|l| l.starts_with("bench: read done, 8192 sectors in 4 requests, ")));
+    assert_disk(
+        &std::fs::read(&disk).expect("disk"),
+        &fw::disk_after_bench(sectors),
+    );
+}
+
 /// The expected transcripts must agree with the disk convention: the
 /// fnv1a values the firmware prints are those of the sectors the tests
 /// compute, so a transcript can only match if the bytes do.
