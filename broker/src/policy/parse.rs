@@ -796,3 +796,45 @@ namespaces = ["user", "pid", "net", "ipc", "uts", "mount"]
         assert!(super::super::decide(&p, b"/srv/vm10000/disk", 0, 0).is_err());
     }
 }
+
+#[cfg(test)]
+mod doc_tests {
+    //! `docs/policy.md` shows real behaviour: its example parses and
+    //! `describe` prints exactly the block the document shows.
+    use super::parse;
+
+    const DOC: &str = include_str!("../../../docs/policy.md");
+
+    fn block_after(marker: &str, fence: &str) -> String {
+        let start = DOC.find(marker).expect("marker in docs/policy.md");
+        let rest = &DOC[start..];
+        let open = rest.find(fence).expect("fence") + fence.len();
+        let body = &rest[open..];
+        let body = body.strip_prefix('\n').unwrap_or(body);
+        let close = body.find("```").expect("closing fence");
+        body[..close].to_string()
+    }
+
+    #[test]
+    fn example_and_check_output_match_the_docs() {
+        let toml = block_after("## A complete example", "```toml");
+        let shown = block_after("prints for it:", "```");
+        let p = parse(&toml, "vm.toml").expect("the documented example parses");
+        assert_eq!(p.describe(), shown);
+    }
+
+    #[test]
+    fn documented_errors_are_real() {
+        let cases = [
+            ("version = 1\n[[allow]]\npath = \"/a\"\n\n\n\naccess = \"x\"\n", "vm.toml:7:10: unknown variant `x`, expected one of `r`, `w`, `rw`"),
+            ("version = 1\n[[allow]]\nacess = \"rw\"\npath = \"/a\"\n", "vm.toml:3:1: unknown field `acess`, expected one of `path`, `access`, `create`, `mode`, `types`, `follow_symlinks`"),
+            ("version = 1\n[[allow]]\npath = \"srv/vm1/\"\n", "vm.toml:3:8: rule path \"srv/vm1/\" is not absolute"),
+            ("[[allow]]\npath = \"/a\"\n", "vm.toml:1:1: missing `version = 1`"),
+        ];
+        for (text, shown) in cases {
+            assert!(DOC.contains(shown), "docs/policy.md shows {shown:?}");
+            let e = parse(text, "vm.toml").expect_err("refused");
+            assert_eq!(e.to_string(), shown);
+        }
+    }
+}
