@@ -594,6 +594,60 @@ access = "rw"
             .prop_map(|c| format!("/{}", c.join("/")))
     }
 
+    fn arb_request_path() -> impl Strategy<Value = Vec<u8>> {
+        prop_oneof![
+            prop::collection::vec(
+                prop::sample::select(vec![
+                    &b"/"[..],
+                    b"srv",
+                    b"vm1",
+                    b"ro",
+                    b"secret",
+                    b"disk.img",
+                    b".",
+                    b"..",
+                    b"\0",
+                    b"\xff",
+                    b"dev",
+                    b"kvm",
+                    b"etc",
+                    b"hostname",
+                ]),
+                0..10,
+            )
+            .prop_map(|parts| parts.concat()),
+            prop::collection::vec(any::<u8>(), 0..64),
+        ]
+    }
+
+    proptest! {
+        /// Whatever arrives, decide answers without panicking, and what it
+        /// allows is safe to hand to openat2: a relative path with no `.`/`..`
+        /// components, known flags only, O_CLOEXEC set, mode within the rule.
+        #[test]
+        fn arbitrary_requests_are_safe(
+            path in arb_request_path(),
+            flags in any::<u32>(),
+            mode in any::<u32>(),
+        ) {
+            let p = policy();
+            if let Ok(a) = decide(&p, &path, flags, mode) {
+                prop_assert!(!a.rel.is_empty());
+                prop_assert!(!a.rel.starts_with(b"/"));
+                prop_assert!(!a.rel.contains(&0));
+                for comp in a.rel.split(|&b| b == b'/') {
+                    prop_assert!(comp != b".." && !comp.is_empty());
+                }
+                prop_assert_eq!(a.oflags & !(KNOWN | O_ACCMODE), 0);
+                prop_assert_ne!(a.oflags & O_ACCMODE, O_ACCMODE);
+                prop_assert_ne!(a.oflags & O_CLOEXEC, 0);
+                let rule = p.rule(a.rule);
+                prop_assert_eq!(a.mode & !rule.mode, 0);
+                prop_assert!(rule.kind == super::super::model::RuleKind::Allow);
+            }
+        }
+    }
+
     proptest! {
         /// Deny wins, the longest allow wins, no match gives the deny errno.
         #[test]

@@ -784,6 +784,38 @@ namespaces = ["user", "pid", "net", "ipc", "uts", "mount"]
         assert_eq!(p.rules[1].line, 5);
     }
 
+    proptest::proptest! {
+        /// Arbitrary text, and arbitrary mixes of policy-like lines, give a
+        /// policy or a positioned error, never a panic.
+        #[test]
+        fn never_panics(text in "\\PC{0,200}") {
+            let _ = parse(&text, "fuzz.toml");
+        }
+
+        #[test]
+        fn never_panics_on_policy_like_text(lines in proptest::collection::vec(
+            proptest::sample::select(vec![
+                "version = 1", "version = 2", "deny_errno = \"EPERM\"", "deny_errno = 0",
+                "[[allow]]", "[[deny]]", "[[listen]]", "[[preopen]]", "[sandbox]",
+                "path = \"/a/\"", "path = \"/a\"", "path = \"a\"", "path = \"/a/../b\"",
+                "access = \"rw\"", "access = \"x\"", "create = true", "mode = 0o640",
+                "mode = -1", "types = []", "types = [\"fifo\"]", "follow_symlinks = true",
+                "fd = 3", "fd = 99999999999", "mode = \"off\"", "user = \"\"", "é = 1",
+            ]),
+            0..16,
+        )) {
+            let text = lines.join("\n");
+            match parse(&text, "fuzz.toml") {
+                Ok(_) => {}
+                Err(e) => {
+                    let n = text.lines().count().max(1);
+                    proptest::prop_assert!(e.line >= 1 && e.line <= n + 1, "{e}");
+                    proptest::prop_assert!(e.col >= 1, "{e}");
+                }
+            }
+        }
+    }
+
     #[test]
     fn many_rules() {
         let mut text = String::from("version = 1\n");
