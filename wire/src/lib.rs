@@ -6,11 +6,13 @@
 //! - [`hook::client`]: a blocking client, safe to share between threads.
 //! - [`hook::server`]: a connection reader yielding decoded requests.
 //! - [`scm`]: SCM_RIGHTS send/receive via rustix.
+//! - [`qmp`]: the QMP client side.
 #![forbid(unsafe_code)]
 #![cfg_attr(not(test), deny(clippy::unwrap_used, clippy::expect_used))]
 
 pub mod errno;
 pub mod hook;
+pub mod qmp;
 pub mod scm;
 #[cfg(any(test, feature = "test-utils"))]
 pub mod testutil;
