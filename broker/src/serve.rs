@@ -101,3 +101,80 @@ pub fn handle_and_audit(
     }
     handled.reply
 }
+
+/// Why a hook connection ended abnormally (a protocol error by the peer,
+/// or a socket failure). The connection is closed; nothing else is affected.
+#[derive(Debug, thiserror::Error)]
+pub enum ServeError {
+    /// See [`openhook_wire::hook::ServerError`].
+    #[error("hook connection: {0}")]
+    Connection(#[from] openhook_wire::hook::ServerError),
+}
+
+/// Answers requests with the policy: protocol-level name errors and
+/// unknown commands are handled by the wire layer (and audited here).
+struct PolicyHandler<'a> {
+    policy: &'a Policy,
+    ambient: &'a Ambient,
+    audit: Option<&'a AuditLog>,
+    pid: i32,
+}
+
+impl openhook_wire::hook::Handler for PolicyHandler<'_> {
+    fn open(
+        &mut self,
+        r: &openhook_wire::hook::OpenRequest<'_>,
+    ) -> Result<OwnedFd, openhook_wire::Errno> {
+        handle_and_audit(
+            self.policy,
+            self.ambient,
+            self.audit,
+            self.pid,
+            r.path,
+            r.flags,
+            r.mode,
+        )
+        .map_err(openhook_wire::Errno::from)
+    }
+
+    fn rejected(
+        &mut self,
+        r: &openhook_wire::hook::OpenRequest<'_>,
+        error: openhook_wire::hook::PathError,
+    ) {
+        let Some(log) = self.audit else { return };
+        let record = AuditRecord {
+            ts: now_ts(),
+            pid: self.pid,
+            path: escape_path(r.path),
+            flags: r.flags,
+            mode: r.mode,
+            decision: Decision::Deny,
+            errno: error.errno().get(),
+            rule: None,
+            reason: error.to_string(),
+        };
+        if let Err(e) = log.write(&record) {
+            tracing::error!("audit log write failed: {e}");
+        }
+    }
+}
+
+/// Serves the broker's end of the hook socketpair until the peer hangs up
+/// (`Ok`) or breaks the protocol (`Err`, connection closed).
+pub fn serve(
+    conn: OwnedFd,
+    policy: &Policy,
+    ambient: &Ambient,
+    audit: Option<&AuditLog>,
+    child_pid: i32,
+) -> Result<(), ServeError> {
+    let mut handler = PolicyHandler {
+        policy,
+        ambient,
+        audit,
+        pid: child_pid,
+    };
+    openhook_wire::hook::Connection::new(conn).serve(&mut handler)?;
+    Ok(())
+}

@@ -245,8 +245,10 @@ pub fn fork_exec(plan: &mut ExecPlan) -> Result<Pid, ForkExecError> {
         .map_err(|e| parent_err("creating the exec-status pipe")(e.into()))?;
     // Keep the report pipe above every target number, so that placing the
     // declared fds can never overwrite it.
-    let report_w = rustix::io::fcntl_dupfd_cloexec(&report_w, plan.high_base)
+    let high_w = rustix::io::fcntl_dupfd_cloexec(&report_w, plan.high_base)
         .map_err(|e| parent_err("moving the exec-status pipe")(e.into()))?;
+    drop(report_w);
+    let report_w = high_w;
     let report_raw = report_w.as_raw_fd();
 
     // SAFETY: the broker is single-threaded here (documented contract of
