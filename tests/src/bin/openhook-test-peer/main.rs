@@ -137,6 +137,7 @@ fn run(args: &[String], hook_fd: i32) -> Result<(), String> {
                 .arg("600")
                 .stdin(std::process::Stdio::null())
                 .stdout(std::process::Stdio::null())
+                .stderr(std::process::Stdio::null())
                 .spawn()
                 .map_err(|e| e.to_string())?;
             writeln!(out, "grandchild {}", child.id()).map_err(|e| e.to_string())?;
@@ -180,6 +181,16 @@ fn run(args: &[String], hook_fd: i32) -> Result<(), String> {
             let (okp, deniedp) = (arg(2)?, arg(3)?);
             let client = HookClient::new(sock);
             let mut line = String::new();
+            // Warm-up: once an allowed and then a denied request are
+            // answered, the broker has finished starting up (its serve thread
+            // runs) and has closed its copy of the allowed fd (requests are
+            // served in order), so its fd table is settled when the test
+            // counts it. COUNT is even, so the last request is a denied one
+            // too.
+            client
+                .open(Path::new(&okp), libc::O_RDONLY, 0)
+                .map_err(|e| format!("warm-up open: {e}"))?;
+            let _ = client.open(Path::new(&deniedp), libc::O_RDONLY, 0);
             writeln!(out, "ready").map_err(|e| e.to_string())?;
             out.flush().map_err(|e| e.to_string())?;
             std::io::stdin()
