@@ -70,8 +70,11 @@ pub fn prepare(action: &str, arg: &str) -> Result<Prepared, String> {
                 return Err(format!("name_to_handle_at: errno {}", errno()));
             }
             p.handle = buf;
-            // SAFETY: static path, O_PATH directory fd kept for the action.
-            p.mount_fd = unsafe { libc::open(c"/".as_ptr(), libc::O_PATH | libc::O_DIRECTORY) };
+            // A directory fd on the same mount (O_PATH is refused as mount_fd).
+            let dir = std::path::Path::new(arg).parent().ok_or("parent")?;
+            let dir = CString::new(dir.as_os_str().as_encoded_bytes()).map_err(|_| "nul")?;
+            // SAFETY: `dir` is a live C string; the fd is kept for the action.
+            p.mount_fd = unsafe { libc::open(dir.as_ptr(), libc::O_RDONLY | libc::O_DIRECTORY) };
             if p.mount_fd < 0 {
                 return Err(format!("open /: errno {}", errno()));
             }
