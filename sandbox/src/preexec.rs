@@ -352,6 +352,9 @@ impl PreExec {
             c::switch_user(uid, gid).map_err(at(ChildStep::SwitchUser))?;
         }
         if self.user_ns {
+            if self.user.is_some() {
+                c::set_dumpable().map_err(at(ChildStep::UserMaps))?;
+            }
             c::unshare(self.unshare_flags).map_err(at(ChildStep::Namespaces))?;
             if let Some(maps) = &self.maps {
                 for (path, data) in maps {

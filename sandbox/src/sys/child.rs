@@ -112,6 +112,15 @@ pub fn switch_user(uid: libc::uid_t, gid: libc::gid_t) -> Result<(), Errno> {
     check(unsafe { libc::syscall(libc::SYS_setresuid, uid, uid, uid) })
 }
 
+/// `prctl(PR_SET_DUMPABLE, 1)`: a uid change clears "dumpable", which makes
+/// `/proc/self/*` root-owned and the user-namespace maps unwritable. The exec
+/// that follows recomputes it anyway.
+pub fn set_dumpable() -> Result<(), Errno> {
+    // SAFETY: integer-only prctl.
+    let r = unsafe { libc::syscall(libc::SYS_prctl, libc::PR_SET_DUMPABLE, 1, 0, 0, 0) };
+    check(r)
+}
+
 /// Writes `data` to the file at `path` (used for `/proc/self/uid_map` and
 /// friends): open, one write, close.
 pub fn write_file(path: &CStr, data: &[u8]) -> Result<(), Errno> {

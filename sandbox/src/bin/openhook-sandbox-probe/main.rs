@@ -34,6 +34,62 @@ fn layers(spec: &str) -> Option<Layers> {
     Some(l)
 }
 
+/// `openhook-sandbox-probe preexec LAYERS ACTION [ARG]`: holds an
+/// inheritable fd, declares fd 10, then runs the probe again as
+/// `LAYERS ACTION ARG` through `PreExec` (policy from `PROBE_NS`,
+/// `PROBE_USER`, `PROBE_MODE`). Prints `child=PID leaked=FD`, forwards the
+/// child's output, then `exit=CODE` or `signal=N`.
+fn preexec(rest: &[String]) -> ! {
+    use openhook_sandbox::{PreExec, SandboxPolicy};
+    use std::os::unix::process::ExitStatusExt;
+    let leaked = sys::leak_fd();
+    if leaked < 0 || sys::declare_fd(leaked, 10) != 10 {
+        eprintln!("could not set up fds");
+        std::process::exit(3);
+    }
+    let mut policy = SandboxPolicy::default();
+    if let Ok(ns) = std::env::var("PROBE_NS") {
+        policy.namespaces = ns
+            .split(',')
+            .filter(|s| !s.is_empty())
+            .map(|s| s.parse().expect("ns"))
+            .collect();
+    }
+    policy.user = std::env::var("PROBE_USER").ok();
+    if let Ok(m) = std::env::var("PROBE_MODE") {
+        policy.mode = m.parse().expect("mode");
+    }
+    let exe = std::env::current_exe().expect("current_exe");
+    let pre = match PreExec::prepare(&policy, &exe, &[10]) {
+        Ok(p) => std::sync::Arc::new(p),
+        Err(e) => {
+            println!("prepare-error={e}");
+            std::process::exit(0);
+        }
+    };
+    let mut cmd = std::process::Command::new(&exe);
+    cmd.args(rest);
+    let spawned = if std::env::var_os("PROBE_NO_PREEXEC").is_some() {
+        cmd.spawn()
+    } else {
+        cmd.env_clear().envs(pre.env().iter().map(|(k, v)| (k, v)));
+        sys::spawn_hardened(&mut cmd, pre)
+    };
+    match spawned {
+        Ok(mut child) => {
+            println!("child={} leaked={leaked}", child.id());
+            let status = child.wait().expect("wait");
+            match (status.code(), status.signal()) {
+                (Some(c), _) => println!("exit={c}"),
+                (_, Some(s)) => println!("signal={s}"),
+                _ => println!("exit=?"),
+            }
+        }
+        Err(e) => println!("spawn-error={e}"),
+    }
+    std::process::exit(0)
+}
+
 fn main() {
     let args: Vec<String> = std::env::args().collect();
     if args.len() < 3 {
@@ -42,6 +98,9 @@ fn main() {
     }
     let arg = args.get(3).cloned().unwrap_or_default();
     sys::no_core_dumps();
+    if args[1] == "preexec" {
+        preexec(&args[2..]);
+    }
     // Whatever the action needs from outside is prepared before confinement,
     // as the emulator prepares its fds before `enter`.
     let prepared = match sys::prepare(&args[2], &arg) {

@@ -382,3 +382,33 @@ fn io_uring_openat(path: &CString) -> R {
         Err(-res)
     }
 }
+
+/// Opens `/dev/null` without close-on-exec and returns the fd: an fd the
+/// parent holds that a careless exec would pass on.
+pub fn leak_fd() -> i32 {
+    // SAFETY: static path; the fd is deliberately left open and inheritable.
+    unsafe { libc::open(c"/dev/null".as_ptr(), libc::O_RDONLY) }
+}
+
+/// `dup2(from, to)` without close-on-exec (a declared fd).
+pub fn declare_fd(from: i32, to: i32) -> i32 {
+    // SAFETY: integer-only syscall.
+    unsafe { libc::dup2(from, to) }
+}
+
+/// Spawns `cmd` with the sandbox's pre-exec steps in the child.
+pub fn spawn_hardened(
+    cmd: &mut std::process::Command,
+    pre: std::sync::Arc<openhook_sandbox::PreExec>,
+) -> std::io::Result<std::process::Child> {
+    use std::os::unix::process::CommandExt;
+    // SAFETY: the closure runs between fork and exec and only calls
+    // `apply_in_child`, which is async-signal-safe (no allocation, no locks).
+    unsafe {
+        cmd.pre_exec(move || {
+            pre.apply_in_child()
+                .map_err(|e| std::io::Error::from_raw_os_error(e.errno.raw_os_error()))
+        })
+    };
+    cmd.spawn()
+}
