@@ -286,3 +286,36 @@ fn trap_debug_mode_names_the_refused_syscall_and_continues() {
     let needle = format!("seccomp refused syscall {}", libc::SYS_unshare);
     assert!(stderr.contains(&needle), "{stderr}");
 }
+
+#[test]
+fn confined_process_keeps_what_an_emulator_needs() {
+    // Threads (glibc's clone3 gets ENOSYS and falls back to a filtered
+    // clone) and AF_UNIX sockets work on the main thread…
+    assert_eq!(run("all", "thread", ""), Outcome::Ok);
+    assert_eq!(run("all", "unix-socket", ""), Outcome::Ok);
+    // …while a vCPU thread's own filter narrows further: sockets are not on
+    // its list (the same thread without that filter may).
+    assert_eq!(run("none", "vcpu-thread-unix-socket", ""), Outcome::Ok);
+    assert_eq!(
+        run("all", "vcpu-thread-unix-socket", ""),
+        Outcome::Killed(SIGSYS)
+    );
+}
+
+#[test]
+fn report_names_every_layer_for_this_kernel() {
+    let out = Command::new(PROBE)
+        .args(["report", "-"])
+        .output()
+        .expect("run");
+    let text = String::from_utf8_lossy(&out.stdout);
+    for layer in ["no_new_privs", "capabilities", "landlock", "seccomp"] {
+        assert!(
+            text.lines().any(|l| l.trim_start().starts_with(layer)),
+            "{layer}: {text}"
+        );
+    }
+    let abi = std::fs::read_to_string("/proc/sys/kernel/osrelease").expect("osrelease");
+    assert!(text.contains(abi.trim()), "{text}");
+    assert!(text.contains("ABI "), "{text}");
+}

@@ -9,7 +9,7 @@
 
 mod sys;
 
-use openhook_sandbox::{enter, Layers, Mode, Profile};
+use openhook_sandbox::{enter, Layers, Mode, Profile, ThreadFilter, ThreadKind};
 
 fn layers(spec: &str) -> Option<Layers> {
     if spec == "none" {
@@ -101,6 +101,10 @@ fn main() {
     if args[1] == "preexec" {
         preexec(&args[2..]);
     }
+    if args[1] == "report" {
+        print!("{}", openhook_sandbox::report());
+        return;
+    }
     // Whatever the action needs from outside is prepared before confinement,
     // as the emulator prepares its fds before `enter`.
     let prepared = match sys::prepare(&args[2], &arg) {
@@ -110,20 +114,42 @@ fn main() {
             std::process::exit(3);
         }
     };
+    let mut vcpu_filter = ThreadFilter::disabled(ThreadKind::Vcpu);
     if let Some(layers) = layers(&args[1]) {
         let profile = Profile {
             layers,
             ..Profile::new(Mode::Require)
         };
         match enter(&profile) {
-            Ok(report) => eprintln!("entered: {:?}", report.layers),
+            Ok(report) => {
+                eprintln!("entered: {:?}", report.layers);
+                vcpu_filter = report.thread_filter(ThreadKind::Vcpu);
+            }
             Err(e) => {
                 eprintln!("enter: {e}");
                 std::process::exit(4);
             }
         }
     }
-    match sys::act(&args[2], &arg, &prepared) {
+    let result = match args[2].as_str() {
+        // What a confined emulator must still be able to do.
+        "thread" => std::thread::spawn(|| 42)
+            .join()
+            .map_or(Err(libc::EIO), |_| Ok(())),
+        "unix-socket" => std::os::unix::net::UnixDatagram::pair()
+            .map(drop)
+            .map_err(|e| e.raw_os_error().unwrap_or(0)),
+        "vcpu-thread-unix-socket" => std::thread::spawn(move || {
+            vcpu_filter.load().map_err(|_| libc::EIO)?;
+            std::os::unix::net::UnixDatagram::pair()
+                .map(drop)
+                .map_err(|e| e.raw_os_error().unwrap_or(0))
+        })
+        .join()
+        .unwrap_or(Err(libc::EIO)),
+        _ => sys::act(&args[2], &arg, &prepared),
+    };
+    match result {
         Ok(()) => println!("ok"),
         Err(errno) => println!("errno={errno}"),
     }
