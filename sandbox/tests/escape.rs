@@ -319,3 +319,22 @@ fn report_names_every_layer_for_this_kernel() {
     assert!(text.contains(abi.trim()), "{text}");
     assert!(text.contains("ABI "), "{text}");
 }
+
+#[test]
+fn path_taking_calls_fail_soft_with_eacces() {
+    let f = Fixture::new();
+    assert_eq!(run("none", "stat", &f.readable()), Outcome::Ok);
+    assert_eq!(
+        run("all", "stat", &f.readable()),
+        Outcome::Errno(libc::EACCES)
+    );
+    // A missing path answers the same: no existence probing through stat.
+    assert_eq!(
+        run("all", "stat", &f.fresh("missing")),
+        Outcome::Errno(libc::EACCES)
+    );
+    assert_eq!(
+        run("none", "stat", &f.fresh("missing")),
+        Outcome::Errno(libc::ENOENT)
+    );
+}

@@ -6,7 +6,7 @@
 //!    [`lists::ARG_FILTERED`]); anything else takes the default action,
 //!    `KillProcess` (or `Log`/`Trap` while debugging). The open family and
 //!    the ENOSYS family pass this filter so that
-//! 2. answers the open family with `EACCES`, and
+//! 2. answers the open family and other path-taking calls with `EACCES`, and
 //! 3. answers `clone3`/`statx` with `ENOSYS`.
 #![forbid(unsafe_code)]
 
@@ -122,6 +122,7 @@ pub fn allow_list(kind: ThreadKind, main: &Needs, vcpu: &Needs) -> AllowList {
     // list is the point of the exercise.
     for never in lists::OPEN_FAMILY
         .iter()
+        .chain(lists::PATH_FAMILY)
         .chain(lists::ENOSYS_FAMILY)
         .chain(lists::KILL)
     {
@@ -235,7 +236,12 @@ pub fn filters(
     for &nr in &list.syscalls {
         allow.insert(nr, rules_for(nr, &list.ioctls, facts)?);
     }
-    for &nr in lists::OPEN_FAMILY.iter().chain(lists::ENOSYS_FAMILY) {
+    let eacces: Vec<i64> = lists::OPEN_FAMILY
+        .iter()
+        .chain(lists::PATH_FAMILY)
+        .copied()
+        .collect();
+    for &nr in eacces.iter().chain(lists::ENOSYS_FAMILY) {
         allow.insert(nr, Vec::new());
     }
     let errno_filter = |nrs: &[i64], errno: libc::c_int| -> Result<SeccompFilter, SandboxError> {
@@ -249,7 +255,7 @@ pub fn filters(
     };
     Ok(Filters {
         allow: SeccompFilter::new(allow, default.action(), SeccompAction::Allow, arch)?,
-        open_eacces: errno_filter(lists::OPEN_FAMILY, libc::EACCES)?,
+        open_eacces: errno_filter(&eacces, libc::EACCES)?,
         enosys: errno_filter(lists::ENOSYS_FAMILY, libc::ENOSYS)?,
     })
 }
@@ -263,7 +269,15 @@ mod tests {
     use super::*;
 
     fn kinds() -> [AllowList; 2] {
-        let extra = Needs::default().with(&[libc::SYS_openat, libc::SYS_execve], &[0xae80]);
+        let extra = Needs::default().with(
+            &[
+                libc::SYS_openat,
+                libc::SYS_execve,
+                libc::SYS_stat,
+                libc::SYS_bpf,
+            ],
+            &[0xae80],
+        );
         [
             allow_list(ThreadKind::Main, &extra, &extra),
             allow_list(ThreadKind::Vcpu, &extra, &extra),
@@ -273,10 +287,10 @@ mod tests {
     #[test]
     fn no_open_family_call_in_any_allow_list() {
         for list in kinds() {
-            for nr in lists::OPEN_FAMILY {
+            for nr in lists::OPEN_FAMILY.iter().chain(lists::PATH_FAMILY) {
                 assert!(
                     !list.syscalls.contains(nr),
-                    "open-family syscall {nr} allowed"
+                    "open-family or path-taking syscall {nr} allowed"
                 );
             }
         }
@@ -303,6 +317,10 @@ mod tests {
                     "syscall {nr} both allowed and killed"
                 );
                 assert!(!lists::OPEN_FAMILY.contains(nr), "syscall {nr} opens");
+                assert!(
+                    !lists::PATH_FAMILY.contains(nr),
+                    "syscall {nr} takes a path"
+                );
             }
         }
     }

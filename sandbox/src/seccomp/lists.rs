@@ -146,6 +146,52 @@ pub const OPEN_FAMILY: &[i64] = &[
     SYS_name_to_handle_at,
 ];
 
+/// Other calls that take a path: answered with EACCES like the open family
+/// (std's `Path::exists`, `current_exe` and friends fail soft instead of
+/// killing the process; `stat`/`access` cannot probe for existence).
+/// Never in an allow list.
+pub const PATH_FAMILY: &[i64] = &[
+    SYS_stat,
+    SYS_lstat,
+    SYS_access,
+    SYS_faccessat,
+    SYS_faccessat2,
+    SYS_readlink,
+    SYS_readlinkat,
+    SYS_statfs,
+    SYS_truncate,
+    SYS_chdir,
+    SYS_mkdir,
+    SYS_mkdirat,
+    SYS_rmdir,
+    SYS_unlink,
+    SYS_unlinkat,
+    SYS_rename,
+    SYS_renameat,
+    SYS_renameat2,
+    SYS_link,
+    SYS_linkat,
+    SYS_symlink,
+    SYS_symlinkat,
+    SYS_chmod,
+    SYS_fchmodat,
+    SYS_chown,
+    SYS_lchown,
+    SYS_fchownat,
+    SYS_utimensat,
+    SYS_mknod,
+    SYS_mknodat,
+    SYS_getxattr,
+    SYS_lgetxattr,
+    SYS_setxattr,
+    SYS_lsetxattr,
+    SYS_listxattr,
+    SYS_llistxattr,
+    SYS_removexattr,
+    SYS_lremovexattr,
+    SYS_inotify_add_watch,
+];
+
 /// Answered with ENOSYS so that the caller falls back to a filterable form:
 /// glibc's `pthread_create` retries `clone3` as `clone` (whose flags seccomp
 /// can see); Rust std's `statx` falls back to `fstat`.

@@ -163,6 +163,12 @@ pub fn act(action: &str, arg: &str, p: &Prepared) -> R {
                 )
             })
         }
+        "stat" => {
+            // SAFETY: all-zero struct stat is a valid out-parameter.
+            let mut st: libc::stat = unsafe { std::mem::zeroed() };
+            // SAFETY: path is a live C string, `st` a live out-parameter.
+            ret(unsafe { libc::syscall(libc::SYS_stat, path(), &mut st) })
+        }
         // SAFETY: path is a live C string.
         "creat" => ret(unsafe { libc::syscall(libc::SYS_creat, path(), 0o600) }),
         "name_to_handle_at" => {
