@@ -132,7 +132,9 @@ pub struct ChardevConfig {
 pub enum ChardevBackend {
     Stdio,
     /// Output file; `/dev/fdset/N` allowed.
-    File { path: FilePath },
+    File {
+        path: FilePath,
+    },
     Socket(SocketChardev),
 }
 
