@@ -553,6 +553,22 @@ mod tests {
     }
 
     #[test]
+    fn drive_open_flags() {
+        let c = parse(&[
+            "-drive",
+            "file=a,if=virtio,readonly=on",
+            "-drive",
+            "file=b,if=virtio,cache=none",
+            "-drive",
+            "file=c,if=virtio,cache=writethrough",
+        ])
+        .unwrap();
+        assert_eq!(c.drives[0].open_flags(), libc::O_RDONLY);
+        assert_eq!(c.drives[1].open_flags(), libc::O_RDWR | libc::O_DIRECT);
+        assert_eq!(c.drives[2].open_flags(), libc::O_RDWR);
+    }
+
+    #[test]
     fn kernel_companions() {
         let c = parse(&[
             "-kernel",

@@ -16,7 +16,7 @@ use std::os::fd::{AsFd, FromRawFd, OwnedFd};
 use rustix::fs::FileType;
 use rustix::io::FdFlags;
 
-use super::activation::{ActivatedFd, Activation};
+use super::activation::{self, ActivatedFd, Activation, ActivationEnv, ActivationError};
 use crate::cli::process_opts::ADD_FD_NOT_VALID;
 use crate::config::{ChardevBackend, InheritedFd, MachineConfig, SocketAddrConfig};
 
@@ -142,6 +142,24 @@ fn claim(n: i32) -> io::Result<OwnedFd> {
     let fd = unsafe { OwnedFd::from_raw_fd(n) };
     rustix::io::fcntl_setfd(&fd, FdFlags::CLOEXEC)?;
     Ok(fd)
+}
+
+/// Reads `LISTEN_PID`/`LISTEN_FDS`/`LISTEN_FDNAMES` from the process
+/// environment and parses them for this process's pid. Changes nothing:
+/// a re-exec as the broker must still see them; [`claim_activation`] takes
+/// the fds and unsets the variables.
+pub fn read_activation() -> Result<Option<Activation>, ActivationError> {
+    let pid = std::env::var("LISTEN_PID").ok();
+    let fds = std::env::var("LISTEN_FDS").ok();
+    let names = std::env::var("LISTEN_FDNAMES").ok();
+    activation::parse(
+        ActivationEnv {
+            listen_pid: pid.as_deref(),
+            listen_fds: fds.as_deref(),
+            listen_fdnames: names.as_deref(),
+        },
+        std::process::id(),
+    )
 }
 
 /// Claims the socket-activation fds (close-on-exec) and unsets
@@ -459,5 +477,32 @@ mod tests {
         assert!(e.to_string().starts_with(&format!(
             "Socket activation failed: invalid file descriptor fd = {n}: "
         )));
+    }
+
+    #[test]
+    fn read_activation_from_the_environment() {
+        let _g = serial();
+        std::env::set_var("LISTEN_PID", std::process::id().to_string());
+        std::env::set_var("LISTEN_FDS", "2");
+        std::env::set_var("LISTEN_FDNAMES", "qmp");
+        let a = read_activation().unwrap().unwrap();
+        assert_eq!(
+            a.fds,
+            vec![
+                ActivatedFd {
+                    fd: 3,
+                    name: Some("qmp".into())
+                },
+                ActivatedFd { fd: 4, name: None }
+            ]
+        );
+        // Reading leaves the variables for a re-exec.
+        assert!(std::env::var_os("LISTEN_FDS").is_some());
+        std::env::set_var("LISTEN_PID", "1");
+        assert_eq!(read_activation().unwrap(), None);
+        for v in ["LISTEN_PID", "LISTEN_FDS", "LISTEN_FDNAMES"] {
+            std::env::remove_var(v);
+        }
+        assert_eq!(read_activation().unwrap(), None);
     }
 }

@@ -25,6 +25,7 @@ use std::collections::HashMap;
 use rustix::fs::{Mode, OFlags};
 
 use super::fdset::{self, AddFdInfo, FdNum, FdSetError, FdSetInfo, FdSets};
+use super::inherited::ClaimedAddFd;
 use crate::config::SandboxSetting;
 
 /// What the broker's client offers; implemented for
@@ -197,6 +198,15 @@ impl Opener {
         let info = t.sets.add(id, num, flags, opaque)?;
         t.owned.insert(num, fd);
         Ok(info)
+    }
+
+    /// Puts the claimed `-add-fd` fds into their sets, in command-line order.
+    pub fn add_claimed(&self, fds: Vec<ClaimedAddFd>) -> Result<(), FdSetError> {
+        for a in fds {
+            let id = i64::try_from(a.set).map_err(|_| FdSetError::NegativeId)?;
+            self.add_fd(Some(id), a.fd, a.opaque)?;
+        }
+        Ok(())
     }
 
     /// `remove-fd`: closes one fd of the set, or all of them, now.
