@@ -43,6 +43,7 @@ pub enum Opt {
     OpenHookFd,
     AddFd,
     Sandbox,
+    Global,
 }
 
 /// Spelling, meaning, and whether the option takes an argument.
@@ -79,6 +80,7 @@ const TABLE: &[(&str, Opt, bool)] = &[
     ("open-hook-fd", Opt::OpenHookFd, true),
     ("add-fd", Opt::AddFd, true),
     ("sandbox", Opt::Sandbox, true),
+    ("global", Opt::Global, true),
 ];
 
 /// One option as written.

@@ -143,6 +143,7 @@ pub fn build(options: &[RawOption], activated: &[ActivatedFd]) -> Result<Machine
             }
             Opt::AddFd => cfg.add_fds.push(process_opts::add_fd(loc)?),
             Opt::Sandbox => cfg.sandbox = process_opts::sandbox(loc)?,
+            Opt::Global => machine_opts::global(loc)?,
         }
     }
 
@@ -378,6 +379,46 @@ mod tests {
         assert!(!c.start_paused);
         assert_eq!(c.name.as_deref(), Some("vm1"));
         assert_eq!(c.hook_fd, Some(InheritedFd(9)));
+    }
+
+    /// The exact argument list `tests/src/fw.rs` gives QEMU
+    /// (`QEMU_MACHINE_ARGS` + `FwMachine::args`) parses here too.
+    #[test]
+    fn firmware_test_qemu_command_line() {
+        let c = parse(&[
+            "-M",
+            "microvm",
+            "-accel",
+            "kvm",
+            "-cpu",
+            "host,-arch-capabilities",
+            "-global",
+            "virtio-mmio.force-legacy=false",
+            "-m",
+            "128",
+            "-nodefaults",
+            "-nographic",
+            "-no-reboot",
+            "-bios",
+            "/tmp/fw.bin",
+            "-serial",
+            "file:/tmp/serial.txt",
+            "-device",
+            "isa-debug-exit,iobase=0xf4,iosize=4",
+            "-drive",
+            "id=d0,file=/tmp/disk.img,format=raw,if=none",
+            "-device",
+            "virtio-blk-device,drive=d0",
+            "-drive",
+            "id=d1,file=/tmp/ro.img,format=raw,if=none,readonly=on",
+            "-device",
+            "virtio-blk-device,drive=d1",
+        ])
+        .unwrap();
+        assert_eq!(c.drives.len(), 2);
+        assert!(c.drives[1].readonly);
+        assert_eq!(c.serial, SerialConfig::File("/tmp/serial.txt".into()));
+        assert!(c.no_reboot);
     }
 
     #[test]

@@ -8,6 +8,7 @@
 
 use super::error::{CliError, Loc};
 use super::qemu_opts;
+use super::scalar;
 
 /// `-machine` sub-options QEMU's microvm has that describe its fixed
 /// layout or host tuning; we accept them and ignore their values.
@@ -91,6 +92,29 @@ pub fn cpu(loc: Loc<'_>) -> Result<(), CliError> {
     match model {
         "host" | "max" => Ok(()),
         other => Err(loc.err(format!("unable to find CPU model '{other}'"))),
+    }
+}
+
+/// `-global DRIVER.PROP=VALUE`: only settings that restate what this
+/// machine is are accepted — `virtio-mmio.force-legacy=false` (our
+/// transports are always virtio 1.x, which QEMU needs this to match).
+pub fn global(loc: Loc<'_>) -> Result<(), CliError> {
+    let arg = loc.arg.unwrap_or("");
+    let (name, value) = arg
+        .split_once('=')
+        .ok_or_else(|| loc.err("Invalid -global: expected DRIVER.PROPERTY=VALUE"))?;
+    match name {
+        "virtio-mmio.force-legacy" => match scalar::parse_bool(value) {
+            Some(false) => Ok(()),
+            Some(true) => Err(loc
+                .err("virtio-mmio.force-legacy=true is not supported: transports are virtio 1.x")),
+            None => Err(loc.err(format!(
+                "Parameter 'force-legacy' expects 'on' or 'off' (got '{value}')"
+            ))),
+        },
+        other => Err(loc.err(format!(
+            "-global {other}: not supported (only virtio-mmio.force-legacy=false)"
+        ))),
     }
 }
 
@@ -220,6 +244,22 @@ mod tests {
             cpu(loc("cpu", "qemu64")).unwrap_err().to_string(),
             "-cpu qemu64: unable to find CPU model 'qemu64'"
         );
+    }
+
+    #[test]
+    fn global_restating_modern_virtio_mmio() {
+        assert_eq!(
+            global(loc("global", "virtio-mmio.force-legacy=false")),
+            Ok(())
+        );
+        assert_eq!(
+            global(loc("global", "virtio-mmio.force-legacy=off")),
+            Ok(())
+        );
+        assert!(global(loc("global", "virtio-mmio.force-legacy=true")).is_err());
+        assert!(global(loc("global", "virtio-mmio.force-legacy=x")).is_err());
+        assert!(global(loc("global", "kvm-pit.lost_tick_policy=discard")).is_err());
+        assert!(global(loc("global", "nonsense")).is_err());
     }
 
     #[test]

@@ -598,6 +598,13 @@ mod tests {
         );
     }
 
+    #[test]
+    fn handles_are_shareable_between_threads() {
+        fn send_sync<T: Send + Sync>() {}
+        send_sync::<Opener>();
+        send_sync::<OpenedFile>();
+    }
+
     /// A call of a free function named `open` (not a method, not a definition).
     fn bare_open_call(code: &str) -> bool {
         code.match_indices("open(").any(|(at, _)| {
