@@ -40,7 +40,7 @@ POLICY
 echo "== policy: $work/vm.toml"
 echo "== running: openhook-broker -- openhook-emulator (serial below)"
 set +e
-"$bin/openhook-broker" --policy "$work/vm.toml" --audit-log "$work/logs/audit.jsonl" -- \
+"$bin/openhook-broker" --policy "$work/vm.toml" --audit-log "$work/audit.jsonl" -- \
   "$bin/openhook-emulator" -M microvm -m 16 -nodefaults -no-reboot -name demo \
   -bios "$work/firmware.bin" \
   -serial "file:$work/logs/serial.txt" \
@@ -50,7 +50,7 @@ set +e
 status=$?
 set -e
 cat "$work/logs/serial.txt" 2>/dev/null || true
-echo "== audit log ($work/logs/audit.jsonl):"
-cat "$work/logs/audit.jsonl" 2>/dev/null || true
+echo "== audit log ($work/audit.jsonl):"
+cat "$work/audit.jsonl" 2>/dev/null || true
 echo "== exit status $status (firmware: 1 = pass, 3 = fail)"
 [ "$status" -eq 1 ]
