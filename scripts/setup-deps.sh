@@ -3,7 +3,14 @@
 # where the registry allows it. Nothing installed by hand is assumed.
 set -euo pipefail
 need_apt=()
-for tool in strace:strace socat:socat; do
+# qemu-system-x86: the reference machine for the firmware comparison tests
+# (tests/tests/firmware_qemu.rs). Installed by name from Debian bookworm:
+# the exact version is not pinned because bookworm point releases replace it
+# on the mirror (an `=<version>` pin would break at the next update). Verified
+# with 1:7.2+dfsg-7+deb12u18+b2 (QEMU 7.2.22); the check below warns unless 7.2.
+# gcc/binutils: emulator/build.rs builds the guest firmware (gcc -m32, ld, objcopy).
+# python3/pip: the qemu.qmp client tests (emulator/tests/qmp_python.rs).
+for tool in strace:strace socat:socat qemu-system-x86_64:qemu-system-x86 gcc:gcc ld:binutils objcopy:binutils python3:python3 pip3:python3-pip; do
   cmd=${tool%%:*} pkg=${tool##*:}
   command -v "$cmd" >/dev/null 2>&1 || need_apt+=("$pkg")
 done
@@ -11,4 +18,19 @@ if [ ${#need_apt[@]} -gt 0 ]; then
   export DEBIAN_FRONTEND=noninteractive
   apt-get update -qq
   apt-get install -y -qq --no-install-recommends "${need_apt[@]}"
+fi
+
+if command -v qemu-system-x86_64 >/dev/null 2>&1; then
+  qemu_version=$(qemu-system-x86_64 --version | head -n1)
+  case "$qemu_version" in
+    *"version 7.2."*) ;;
+    *) echo "setup-deps: warning: expected QEMU 7.2.x (Debian bookworm), found: $qemu_version" >&2 ;;
+  esac
+fi
+
+# The real Python QMP client drives the emulator in emulator/tests/qmp_python.rs.
+QEMU_QMP_VERSION=0.0.6
+if ! python3 -c "import qemu.qmp, importlib.metadata as m; assert m.version('qemu.qmp') == '$QEMU_QMP_VERSION'" >/dev/null 2>&1; then
+  python3 -m pip install -q "qemu.qmp==$QEMU_QMP_VERSION" 2>/dev/null ||
+    python3 -m pip install -q --break-system-packages "qemu.qmp==$QEMU_QMP_VERSION"
 fi

@@ -3,6 +3,8 @@
 
 use std::path::PathBuf;
 
+pub mod fw;
+
 /// Directory holding the workspace's built binaries (`target/<profile>`),
 /// derived from the test executable's location (`target/<profile>/deps/…`).
 pub fn bin_dir() -> PathBuf {

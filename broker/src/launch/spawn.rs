@@ -1,0 +1,236 @@
+//! Spawning the program: the hook socketpair, the fd plan (declared fds at
+//! their numbers plus the hook fd), `-open-hook-fd N` appended, PATH lookup
+//! done in the parent. The fork/exec itself is in `sys.rs`.
+
+use std::ffi::{OsStr, OsString};
+use std::io;
+use std::os::fd::{AsFd, BorrowedFd, OwnedFd, RawFd};
+use std::os::unix::ffi::OsStrExt;
+use std::path::{Path, PathBuf};
+
+use rustix::net::{AddressFamily, SocketFlags, SocketType};
+use rustix::process::Pid;
+
+use super::sys::{self, ExecPlan, ForkExecError};
+
+/// What to run and which fds it gets.
+pub struct LaunchSpec<'a> {
+    /// The program: a path, or a name looked up in `PATH`.
+    pub program: OsString,
+    /// Its arguments (argv[1..]); `-open-hook-fd N` is appended.
+    pub args: Vec<OsString>,
+    /// Its environment, `(key, value)`.
+    pub env: Vec<(OsString, OsString)>,
+    /// fds it inherits, each at the given number (at least 3, distinct).
+    pub declared: Vec<(BorrowedFd<'a>, RawFd)>,
+}
+
+/// Why the program could not be started.
+#[derive(Debug, thiserror::Error)]
+pub enum SpawnError {
+    /// A declared fd number is below 3 or given twice.
+    #[error("declared fd number {0} is invalid (must be at least 3 and unique)")]
+    BadTarget(RawFd),
+    /// The program was not found in `PATH` (or at its path).
+    #[error("{}: command not found", .0.display())]
+    NotFound(PathBuf),
+    /// Creating the hook socketpair failed.
+    #[error("creating the hook socketpair: {0}")]
+    Socketpair(#[source] io::Error),
+    /// Building argv/envp failed (a NUL byte).
+    #[error("{0}")]
+    Args(#[source] io::Error),
+    /// fork/exec failed.
+    #[error("{program}: {source}")]
+    Exec {
+        /// The program.
+        program: PathBuf,
+        /// What failed.
+        #[source]
+        source: ForkExecError,
+    },
+}
+
+impl SpawnError {
+    /// Exit status the broker uses for this failure: 127 not found,
+    /// 126 found but not executable, 125 anything else.
+    pub fn exit_code(&self) -> u8 {
+        match self {
+            SpawnError::NotFound(_) => 127,
+            SpawnError::Exec {
+                source:
+                    ForkExecError::Child {
+                        step: sys::ChildStep::Exec,
+                        errno,
+                    },
+                ..
+            } => {
+                if *errno == libc::ENOENT {
+                    127
+                } else {
+                    126
+                }
+            }
+            _ => 125,
+        }
+    }
+}
+
+/// A running child and the broker's end of its hook socket.
+pub struct Spawned {
+    /// The child's pid.
+    pub pid: Pid,
+    /// The broker's end of the hook socketpair.
+    pub hook: OwnedFd,
+    /// The number the child got the hook fd at.
+    pub hook_fd: RawFd,
+}
+
+/// The hook fd number: the lowest number ≥ 3 that no declared fd uses.
+pub fn choose_hook_fd(targets: &[RawFd]) -> RawFd {
+    let mut n = 3;
+    while targets.contains(&n) {
+        n += 1;
+    }
+    n
+}
+
+/// Declared targets must be ≥ 3 and distinct.
+pub fn check_targets(targets: &[RawFd]) -> Result<(), SpawnError> {
+    for (i, &t) in targets.iter().enumerate() {
+        if t < 3 || targets[..i].contains(&t) {
+            return Err(SpawnError::BadTarget(t));
+        }
+    }
+    Ok(())
+}
+
+/// The program's path: as given when it contains a `/`, else the first
+/// executable regular file named `program` in the `PATH` directories.
+pub fn resolve_program(program: &OsStr, path_var: Option<&OsStr>) -> Result<PathBuf, SpawnError> {
+    if program.as_bytes().contains(&b'/') {
+        return Ok(PathBuf::from(program));
+    }
+    let dirs = path_var.unwrap_or(OsStr::new("/usr/local/bin:/usr/bin:/bin"));
+    for dir in dirs.as_bytes().split(|&b| b == b':') {
+        let dir: &Path = if dir.is_empty() {
+            Path::new(".")
+        } else {
+            Path::new(OsStr::from_bytes(dir))
+        };
+        let candidate = dir.join(program);
+        let is_file = rustix::fs::stat(&candidate)
+            .map(|st| rustix::fs::FileType::from_raw_mode(st.st_mode).is_file())
+            .unwrap_or(false);
+        if is_file && rustix::fs::access(&candidate, rustix::fs::Access::EXEC_OK).is_ok() {
+            return Ok(candidate);
+        }
+    }
+    Err(SpawnError::NotFound(PathBuf::from(program)))
+}
+
+/// `argv` for the child: program, args, `-open-hook-fd`, `N`.
+pub fn child_argv(program: &OsStr, args: &[OsString], hook_fd: RawFd) -> Vec<OsString> {
+    let mut argv = Vec::with_capacity(args.len() + 3);
+    argv.push(program.to_os_string());
+    argv.extend(args.iter().cloned());
+    argv.push("-open-hook-fd".into());
+    argv.push(hook_fd.to_string().into());
+    argv
+}
+
+/// Create the hook socketpair and start the program with only the declared
+/// fds and the hook fd inherited. Call while the broker is single-threaded.
+pub fn spawn(spec: &LaunchSpec<'_>) -> Result<Spawned, SpawnError> {
+    let targets: Vec<RawFd> = spec.declared.iter().map(|&(_, t)| t).collect();
+    check_targets(&targets)?;
+    let hook_fd = choose_hook_fd(&targets);
+    let path_var = spec
+        .env
+        .iter()
+        .find(|(k, _)| k == "PATH")
+        .map(|(_, v)| v.as_os_str());
+    let path = resolve_program(&spec.program, path_var)?;
+
+    let (broker_end, child_end) = rustix::net::socketpair(
+        AddressFamily::UNIX,
+        SocketType::STREAM,
+        SocketFlags::CLOEXEC,
+        None,
+    )
+    .map_err(|e| SpawnError::Socketpair(e.into()))?;
+
+    let argv = child_argv(&spec.program, &spec.args, hook_fd);
+    let argv: Vec<&OsStr> = argv.iter().map(|a| a.as_os_str()).collect();
+    let env: Vec<OsString> = spec
+        .env
+        .iter()
+        .map(|(k, v)| {
+            let mut e = k.clone();
+            e.push("=");
+            e.push(v);
+            e
+        })
+        .collect();
+    let env: Vec<&OsStr> = env.iter().map(|e| e.as_os_str()).collect();
+    let mut moves = spec.declared.clone();
+    moves.push((child_end.as_fd(), hook_fd));
+
+    let mut plan =
+        ExecPlan::new(path.as_os_str(), &argv, &env, &moves).map_err(SpawnError::Args)?;
+    let pid = sys::fork_exec(&mut plan).map_err(|source| SpawnError::Exec {
+        program: path.clone(),
+        source,
+    })?;
+    Ok(Spawned {
+        pid,
+        hook: broker_end,
+        hook_fd,
+    })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn hook_fd_avoids_declared_numbers() {
+        assert_eq!(choose_hook_fd(&[]), 3);
+        assert_eq!(choose_hook_fd(&[10, 11]), 3);
+        assert_eq!(choose_hook_fd(&[3, 4, 6]), 5);
+    }
+
+    #[test]
+    fn targets_must_be_above_stdio_and_unique() {
+        assert!(check_targets(&[3, 10, 11]).is_ok());
+        assert!(matches!(check_targets(&[2]), Err(SpawnError::BadTarget(2))));
+        assert!(matches!(
+            check_targets(&[10, 10]),
+            Err(SpawnError::BadTarget(10))
+        ));
+    }
+
+    #[test]
+    fn argv_gets_the_hook_option_appended() {
+        let argv = child_argv(OsStr::new("emu"), &["-m".into(), "64".into()], 3);
+        assert_eq!(argv, ["emu", "-m", "64", "-open-hook-fd", "3"]);
+    }
+
+    #[test]
+    fn path_lookup() {
+        let sh = resolve_program(
+            OsStr::new("sh"),
+            Some(OsStr::new("/nonexistent:/bin:/usr/bin")),
+        )
+        .unwrap();
+        assert!(sh.ends_with("sh"));
+        assert!(matches!(
+            resolve_program(OsStr::new("no-such-program-xyz"), Some(OsStr::new("/bin"))),
+            Err(SpawnError::NotFound(_))
+        ));
+        assert_eq!(
+            resolve_program(OsStr::new("./x"), None).unwrap(),
+            PathBuf::from("./x")
+        );
+    }
+}

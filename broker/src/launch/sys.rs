@@ -1,0 +1,402 @@
+//! The unsafe edge of launching: fork + exec with the child-side steps, the
+//! signal mask, and `sigwait`.
+//!
+//! Between `fork` and `execve` the child runs only async-signal-safe code:
+//! every buffer it touches (argv, envp, the fd plan, the scratch array for
+//! fd copies) is allocated by [`ExecPlan::new`] before the fork, and the
+//! child makes raw system calls only: no allocation, no locks, no logging.
+//! The broker must still be single-threaded when it calls [`fork_exec`]
+//! (the serve thread starts afterwards).
+#![allow(unsafe_code)]
+
+use std::ffi::{CString, OsStr};
+use std::io;
+use std::mem::MaybeUninit;
+use std::os::fd::{AsRawFd, BorrowedFd, OwnedFd, RawFd};
+use std::os::raw::c_char;
+use std::os::unix::ffi::OsStrExt;
+
+use rustix::process::Pid;
+
+/// `CLOSE_RANGE_CLOEXEC` (Linux 5.11): mark the range close-on-exec
+/// instead of closing it.
+const CLOSE_RANGE_CLOEXEC: libc::c_uint = 1 << 2;
+
+/// Which child-side step failed (reported to the parent with the errno).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[repr(i32)]
+pub enum ChildStep {
+    /// Resetting the signal mask and SIGPIPE.
+    Signals = 1,
+    /// `PR_SET_PDEATHSIG`, or the broker died before it took effect.
+    ParentDeath = 2,
+    /// Copying a declared fd out of the way (`F_DUPFD_CLOEXEC`).
+    DupHigh = 3,
+    /// Placing a declared fd at its number (`dup2`).
+    Dup2 = 4,
+    /// Marking every other fd close-on-exec (`close_range`).
+    CloseRange = 5,
+    /// The sandbox's pre-exec hardening.
+    Sandbox = 6,
+    /// `execve` itself.
+    Exec = 7,
+}
+
+impl ChildStep {
+    fn from_raw(n: i32) -> Option<ChildStep> {
+        [
+            ChildStep::Signals,
+            ChildStep::ParentDeath,
+            ChildStep::DupHigh,
+            ChildStep::Dup2,
+            ChildStep::CloseRange,
+            ChildStep::Sandbox,
+            ChildStep::Exec,
+        ]
+        .into_iter()
+        .find(|s| *s as i32 == n)
+    }
+
+    /// What the step does, for error messages.
+    pub fn describe(self) -> &'static str {
+        match self {
+            ChildStep::Signals => "resetting signals",
+            ChildStep::ParentDeath => "arming the parent-death signal",
+            ChildStep::DupHigh => "copying a declared fd",
+            ChildStep::Dup2 => "placing a declared fd at its number",
+            ChildStep::CloseRange => "closing inherited fds",
+            ChildStep::Sandbox => "entering the pre-exec sandbox",
+            ChildStep::Exec => "executing the program",
+        }
+    }
+}
+
+/// Why the child did not reach the program.
+#[derive(Debug, thiserror::Error)]
+pub enum ForkExecError {
+    /// A preparation step in the parent failed.
+    #[error("{what}: {source}")]
+    Parent {
+        /// What was being done.
+        what: &'static str,
+        /// The error.
+        #[source]
+        source: io::Error,
+    },
+    /// A child-side step failed; the child has been reaped.
+    #[error("{}: {}", .step.describe(), io::Error::from_raw_os_error(*.errno))]
+    Child {
+        /// The step.
+        step: ChildStep,
+        /// Its errno.
+        errno: i32,
+    },
+}
+
+fn parent_err(what: &'static str) -> impl FnOnce(io::Error) -> ForkExecError {
+    move |source| ForkExecError::Parent { what, source }
+}
+
+/// Everything the child needs, allocated before the fork.
+pub struct ExecPlan {
+    path: CString,
+    _argv: Vec<CString>,
+    argv_ptrs: Vec<*const c_char>,
+    _envp: Vec<CString>,
+    envp_ptrs: Vec<*const c_char>,
+    /// (fd in the broker, number in the child).
+    moves: Vec<(RawFd, RawFd)>,
+    /// Scratch for the child's out-of-the-way copies; `moves.len()` long.
+    high: Vec<RawFd>,
+    /// The child's kept numbers above 2, ascending.
+    keep: Vec<RawFd>,
+    /// Copies are made at or above this (greater than every target).
+    high_base: RawFd,
+    parent: libc::pid_t,
+    empty_mask: libc::sigset_t,
+}
+
+fn cstring(s: &OsStr) -> io::Result<CString> {
+    CString::new(s.as_bytes()).map_err(|_| {
+        io::Error::new(
+            io::ErrorKind::InvalidInput,
+            format!("argument or environment entry contains a NUL byte: {s:?}"),
+        )
+    })
+}
+
+fn null_terminated(strings: &[CString]) -> Vec<*const c_char> {
+    strings
+        .iter()
+        .map(|s| s.as_ptr())
+        .chain(std::iter::once(std::ptr::null()))
+        .collect()
+}
+
+impl ExecPlan {
+    /// `path`: the program (already resolved, no PATH search in the
+    /// child); `argv` including argv[0]; `env` as `KEY=VALUE` entries;
+    /// `moves`: each fd and the number it must have in the child. Targets
+    /// must be distinct and at least 3 (checked by the caller).
+    pub fn new(
+        path: &OsStr,
+        argv: &[&OsStr],
+        env: &[&OsStr],
+        moves: &[(BorrowedFd<'_>, RawFd)],
+    ) -> io::Result<ExecPlan> {
+        let path = cstring(path)?;
+        let argv = argv
+            .iter()
+            .map(|a| cstring(a))
+            .collect::<io::Result<Vec<_>>>()?;
+        let envp = env
+            .iter()
+            .map(|a| cstring(a))
+            .collect::<io::Result<Vec<_>>>()?;
+        let argv_ptrs = null_terminated(&argv);
+        let envp_ptrs = null_terminated(&envp);
+        let mut keep: Vec<RawFd> = moves.iter().map(|&(_, t)| t).collect();
+        keep.sort_unstable();
+        let high_base = keep.last().copied().unwrap_or(2).saturating_add(1);
+        Ok(ExecPlan {
+            path,
+            _argv: argv,
+            argv_ptrs,
+            _envp: envp,
+            envp_ptrs,
+            moves: moves.iter().map(|(fd, t)| (fd.as_raw_fd(), *t)).collect(),
+            high: vec![-1; moves.len()],
+            keep,
+            high_base,
+            parent: rustix::process::getpid().as_raw_nonzero().get(),
+            empty_mask: empty_sigset()?,
+        })
+    }
+}
+
+fn empty_sigset() -> io::Result<libc::sigset_t> {
+    let mut set = MaybeUninit::<libc::sigset_t>::uninit();
+    // SAFETY: sigemptyset initialises the whole set it is given a pointer to.
+    if unsafe { libc::sigemptyset(set.as_mut_ptr()) } != 0 {
+        return Err(io::Error::last_os_error());
+    }
+    // SAFETY: initialised by sigemptyset just above.
+    Ok(unsafe { set.assume_init() })
+}
+
+fn sigset_of(signals: &[i32]) -> io::Result<libc::sigset_t> {
+    let mut set = empty_sigset()?;
+    for &sig in signals {
+        // SAFETY: `set` is an initialised sigset_t; sigaddset only writes it.
+        if unsafe { libc::sigaddset(&mut set, sig) } != 0 {
+            return Err(io::Error::last_os_error());
+        }
+    }
+    Ok(set)
+}
+
+/// Block `signals` in the calling thread (and so in every thread it
+/// creates afterwards), so that [`wait_signal`] can take them.
+pub fn block_signals(signals: &[i32]) -> io::Result<()> {
+    let set = sigset_of(signals)?;
+    // SAFETY: `set` is a valid sigset_t; a null old-set pointer is allowed.
+    let r = unsafe { libc::pthread_sigmask(libc::SIG_BLOCK, &set, std::ptr::null_mut()) };
+    if r != 0 {
+        return Err(io::Error::from_raw_os_error(r));
+    }
+    Ok(())
+}
+
+/// Restore the default disposition of `sig` (e.g. SIGCHLD, which a parent
+/// may have left ignored, which would make the kernel reap our child).
+pub fn default_disposition(sig: i32) -> io::Result<()> {
+    // SAFETY: installing SIG_DFL runs no code of ours in signal context.
+    if unsafe { libc::signal(sig, libc::SIG_DFL) } == libc::SIG_ERR {
+        return Err(io::Error::last_os_error());
+    }
+    Ok(())
+}
+
+/// Wait until one of `signals` (blocked with [`block_signals`]) is pending
+/// and take it.
+pub fn wait_signal(signals: &[i32]) -> io::Result<i32> {
+    let set = sigset_of(signals)?;
+    let mut sig: libc::c_int = 0;
+    // SAFETY: `set` is a valid sigset_t and `sig` a valid out-pointer.
+    let r = unsafe { libc::sigwait(&set, &mut sig) };
+    if r != 0 {
+        return Err(io::Error::from_raw_os_error(r));
+    }
+    Ok(sig)
+}
+
+fn errno() -> i32 {
+    // No allocation: the OS variant of io::Error holds just the code.
+    io::Error::last_os_error()
+        .raw_os_error()
+        .unwrap_or(libc::EIO)
+}
+
+/// Fork; the child runs [`child_steps`] and `execve`s the plan's program.
+/// Returns the child's pid once `execve` has succeeded (a close-on-exec
+/// pipe tells), or the step that failed in the child.
+pub fn fork_exec(plan: &mut ExecPlan) -> Result<Pid, ForkExecError> {
+    let (report_r, report_w) = rustix::pipe::pipe_with(rustix::pipe::PipeFlags::CLOEXEC)
+        .map_err(|e| parent_err("creating the exec-status pipe")(e.into()))?;
+    // Keep the report pipe above every target number, so that placing the
+    // declared fds can never overwrite it.
+    let report_w = rustix::io::fcntl_dupfd_cloexec(&report_w, plan.high_base)
+        .map_err(|e| parent_err("moving the exec-status pipe")(e.into()))?;
+    let report_raw = report_w.as_raw_fd();
+
+    // SAFETY: the broker is single-threaded here (documented contract of
+    // this module), and the child only runs `child_main`, which is
+    // async-signal-safe and never returns.
+    let pid = unsafe { libc::fork() };
+    if pid < 0 {
+        return Err(parent_err("fork")(io::Error::last_os_error()));
+    }
+    if pid == 0 {
+        child_main(plan, report_raw);
+    }
+    drop(report_w);
+    let child = Pid::from_raw(pid).ok_or_else(|| parent_err("fork")(io::Error::other("pid 0")))?;
+    read_report(report_r, child)
+}
+
+/// Parent side: EOF on the pipe means `execve` succeeded.
+fn read_report(report: OwnedFd, child: Pid) -> Result<Pid, ForkExecError> {
+    let mut buf = [0u8; 8];
+    let mut got = 0;
+    while got < buf.len() {
+        match rustix::io::read(&report, &mut buf[got..]) {
+            Ok(0) => break,
+            Ok(n) => got += n,
+            Err(rustix::io::Errno::INTR) => continue,
+            Err(e) => return Err(parent_err("reading the exec status")(e.into())),
+        }
+    }
+    if got == 0 {
+        return Ok(child);
+    }
+    // The child failed before or at execve: reap it, report why.
+    let _ = rustix::process::waitpid(Some(child), rustix::process::WaitOptions::empty());
+    let mut step = [0u8; 4];
+    let mut errno = [0u8; 4];
+    step.copy_from_slice(&buf[..4]);
+    errno.copy_from_slice(&buf[4..]);
+    Err(ForkExecError::Child {
+        step: ChildStep::from_raw(i32::from_ne_bytes(step)).unwrap_or(ChildStep::Exec),
+        errno: i32::from_ne_bytes(errno),
+    })
+}
+
+/// Child side of the fork. Never returns.
+fn child_main(plan: &mut ExecPlan, report: RawFd) -> ! {
+    let (step, err) = match child_steps(plan) {
+        Err(failed) => failed,
+        Ok(()) => {
+            // SAFETY: path, argv and envp are NUL-terminated strings and
+            // null-terminated pointer arrays kept alive by `plan`.
+            unsafe {
+                libc::execve(
+                    plan.path.as_ptr(),
+                    plan.argv_ptrs.as_ptr(),
+                    plan.envp_ptrs.as_ptr(),
+                )
+            };
+            (ChildStep::Exec, errno())
+        }
+    };
+    let mut msg = [0u8; 8];
+    msg[..4].copy_from_slice(&(step as i32).to_ne_bytes());
+    msg[4..].copy_from_slice(&err.to_ne_bytes());
+    // SAFETY: `report` is the open write end of the status pipe and `msg`
+    // is a valid 8-byte buffer; write(2) is async-signal-safe. An 8-byte
+    // pipe write is atomic.
+    let _ = unsafe { libc::write(report, msg.as_ptr().cast(), msg.len()) };
+    // SAFETY: _exit ends the child without running any parent state's
+    // destructors or atexit handlers.
+    unsafe { libc::_exit(127) }
+}
+
+// ---------------------------------------------------------------------
+// CHILD-SIDE STEPS (between fork and exec): async-signal-safe only.
+// The sandbox's pre-exec hardening is step 5; it goes at the marked line.
+// ---------------------------------------------------------------------
+fn child_steps(plan: &mut ExecPlan) -> Result<(), (ChildStep, i32)> {
+    // 1. Signals: the broker blocks SIGINT/SIGTERM/SIGCHLD and Rust ignores
+    //    SIGPIPE; neither may leak into the program.
+    // SAFETY: `empty_mask` is an initialised sigset_t; sigprocmask is
+    // async-signal-safe.
+    if unsafe { libc::sigprocmask(libc::SIG_SETMASK, &plan.empty_mask, std::ptr::null_mut()) } != 0
+    {
+        return Err((ChildStep::Signals, errno()));
+    }
+    // SAFETY: installing SIG_DFL; signal(2) is async-signal-safe.
+    if unsafe { libc::signal(libc::SIGPIPE, libc::SIG_DFL) } == libc::SIG_ERR {
+        return Err((ChildStep::Signals, errno()));
+    }
+
+    // 2. Die with the broker; if it is already gone, stop here.
+    // SAFETY: PR_SET_PDEATHSIG takes a signal number; prctl is a plain syscall.
+    if unsafe { libc::prctl(libc::PR_SET_PDEATHSIG, libc::SIGKILL, 0, 0, 0) } != 0 {
+        return Err((ChildStep::ParentDeath, errno()));
+    }
+    // SAFETY: getppid has no preconditions.
+    if unsafe { libc::getppid() } != plan.parent {
+        return Err((ChildStep::ParentDeath, libc::ESRCH));
+    }
+
+    // 3. Declared fds and the hook fd at their numbers: first copy every
+    //    source above all targets (so no placement can clobber a source not
+    //    yet placed), then dup2 each copy to its target (dup2 clears
+    //    close-on-exec on the target only).
+    for (i, &(src, _)) in plan.moves.iter().enumerate() {
+        // SAFETY: F_DUPFD_CLOEXEC on an fd number; fails with EBADF if it
+        // is not open.
+        let high = unsafe { libc::fcntl(src, libc::F_DUPFD_CLOEXEC, plan.high_base) };
+        if high < 0 {
+            return Err((ChildStep::DupHigh, errno()));
+        }
+        plan.high[i] = high;
+    }
+    for (i, &(_, target)) in plan.moves.iter().enumerate() {
+        // SAFETY: `high[i]` is open (step above); dup2 atomically replaces
+        // whatever `target` was.
+        if unsafe { libc::dup2(plan.high[i], target) } < 0 {
+            return Err((ChildStep::Dup2, errno()));
+        }
+    }
+
+    // 4. Every other fd above 2 (the copies, the broker's own fds) becomes
+    //    close-on-exec. CLOEXEC rather than close: the status pipe must
+    //    survive until execve.
+    let mut first: RawFd = 3;
+    for &kept in &plan.keep {
+        if kept > first {
+            mark_cloexec(first, kept - 1)?;
+        }
+        first = kept.saturating_add(1);
+    }
+    mark_cloexec(first, RawFd::MAX)?;
+
+    // 5. Sandbox pre-exec hardening (openhook_sandbox::preexec) goes here,
+    //    mapping its failure to ChildStep::Sandbox.
+
+    Ok(())
+}
+
+fn mark_cloexec(first: RawFd, last: RawFd) -> Result<(), (ChildStep, i32)> {
+    let (Ok(first), Ok(last)) = (libc::c_uint::try_from(first), libc::c_uint::try_from(last))
+    else {
+        return Err((ChildStep::CloseRange, libc::EINVAL));
+    };
+    // SAFETY: close_range with CLOSE_RANGE_CLOEXEC only sets flags on open
+    // fds in the range; no fd is closed, so nothing we hold is invalidated.
+    let r = unsafe { libc::syscall(libc::SYS_close_range, first, last, CLOSE_RANGE_CLOEXEC) };
+    if r != 0 {
+        return Err((ChildStep::CloseRange, errno()));
+    }
+    Ok(())
+}
