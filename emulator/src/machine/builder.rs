@@ -231,6 +231,7 @@ pub(super) fn build(
 
     Ok(Machine {
         vcpus,
+        thread_init: None,
         buses,
         shared,
         no_reboot: config.no_reboot || config.kernel.is_some(),
