@@ -36,10 +36,13 @@ fn kvm_or_skip(test: &str) -> bool {
     false
 }
 
+/// Requests as (path, flags).
+type Seen = Vec<(Vec<u8>, u32)>;
+
 /// Serves exactly the listed paths; records every request.
 struct AllowList {
     allowed: Vec<PathBuf>,
-    seen: Arc<Mutex<Vec<(Vec<u8>, u32)>>>,
+    seen: Arc<Mutex<Seen>>,
 }
 
 impl Handler for AllowList {
@@ -64,7 +67,7 @@ impl Handler for AllowList {
 
 struct Brokered {
     run: fw::MachineRun,
-    seen: Vec<(Vec<u8>, u32)>,
+    seen: Seen,
 }
 
 /// Runs the emulator with `args`, its hook socket served by `allowed`.
