@@ -37,6 +37,8 @@ pub enum ChardevOutput {
     Socket(Arc<SocketOutput>),
     /// A chardev a QMP monitor serves on; it has no output of its own.
     Monitor,
+    /// `null`: output is discarded.
+    Null,
 }
 
 fn write_all(fd: BorrowedFd<'_>, mut b: &[u8]) -> io::Result<()> {
@@ -62,7 +64,7 @@ impl ChardevOutput {
                 s.send(buf);
                 Ok(())
             }
-            ChardevOutput::Monitor => Ok(()),
+            ChardevOutput::Monitor | ChardevOutput::Null => Ok(()),
         }
     }
 
@@ -73,6 +75,7 @@ impl ChardevOutput {
             ChardevOutput::Stdout => "stdio",
             ChardevOutput::Socket(_) => "socket",
             ChardevOutput::Monitor => "monitor",
+            ChardevOutput::Null => "null",
         }
     }
 
