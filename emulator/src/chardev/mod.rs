@@ -20,4 +20,4 @@ pub mod output;
 pub mod registry;
 
 pub use output::{ChardevOutput, SocketOutput};
-pub use registry::{ChardevError, Chardevs, SerialPort, SERIAL0};
+pub use registry::{ChardevError, Chardevs, SerialPort, SerialWriter, SERIAL0};

@@ -13,6 +13,7 @@ pub mod commands;
 pub mod error;
 pub mod server;
 pub mod session;
+pub mod startup;
 
 pub use backend::{forward_events, FdSets, Machine, RunStatus};
 pub use error::QmpError;

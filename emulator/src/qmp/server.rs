@@ -211,6 +211,9 @@ impl FdBatch {
 pub enum Transport {
     /// A listening socket: accept clients one after another.
     Listener(OwnedFd),
+    /// A listening socket whose first client was accepted before start-up
+    /// went on (`wait=on`): serve it, then accept as [`Transport::Listener`].
+    ListenerWithFirst { listener: OwnedFd, first: OwnedFd },
     /// One connected socket (client mode, or a socketpair end).
     Connected(OwnedFd),
     /// fd 0 in, fd 1 out.
@@ -231,6 +234,11 @@ pub fn spawn(
 /// Runs a monitor on the calling thread until its transport ends.
 pub fn run(hub: &Hub, monitor: &Monitor, transport: Transport) {
     match transport {
+        Transport::ListenerWithFirst { listener, first } => {
+            let _ = serve(hub, monitor, first.as_fd(), first.as_fd(), true);
+            drop(first);
+            run(hub, monitor, Transport::Listener(listener));
+        }
         Transport::Listener(l) => loop {
             match rustix::net::accept_with(&l, SocketFlags::CLOEXEC) {
                 Ok(conn) => {
@@ -386,6 +394,16 @@ fn converse(
                     }
                 }
             }
+        }
+    }
+}
+
+/// Blocks until a client connects to `listener` (`wait=on`).
+pub fn accept_first(listener: &OwnedFd) -> io::Result<OwnedFd> {
+    loop {
+        match rustix::net::accept_with(listener, SocketFlags::CLOEXEC) {
+            Err(Errno::INTR) | Err(Errno::CONNABORTED) => {}
+            r => return r.map_err(io::Error::from),
         }
     }
 }
