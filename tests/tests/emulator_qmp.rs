@@ -228,7 +228,9 @@ fn seed_000_perl_launcher_with_socat_connects_once() {
     let greeting = read_until(&mut output, |v| v.get("QMP").is_some());
     assert_eq!(greeting.len(), 1);
     input
-        .write_all(b"{\"execute\": \"qmp_capabilities\"}\n{\"execute\": \"query-status\", \"id\": 1}\n")
+        .write_all(
+            b"{\"execute\": \"qmp_capabilities\"}\n{\"execute\": \"query-status\", \"id\": 1}\n",
+        )
         .unwrap();
     let got = read_until(&mut output, |v| v.get("id") == Some(&json!(1)));
     assert_eq!(

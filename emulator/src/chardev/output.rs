@@ -21,6 +21,33 @@ use rustix::net::{SendFlags, SocketFlags};
 
 use crate::fds::open::OpenedFile;
 
+/// Syscalls of a chardev's writer (the vCPU thread running the UART, a
+/// monitor thread): file and socket output, the port's lock.
+pub const SYSCALLS: &[i64] = &[libc::SYS_write, libc::SYS_sendto, libc::SYS_futex];
+
+/// Syscalls of a listening chardev's accept thread (started from a
+/// monitor thread by `chardev-add`).
+pub const ACCEPT_SYSCALLS: &[i64] = &[
+    libc::SYS_accept4,
+    libc::SYS_poll,
+    libc::SYS_pipe2,
+    libc::SYS_close,
+    libc::SYS_listen,
+    libc::SYS_clone3,
+    libc::SYS_clone,
+    libc::SYS_mmap,
+    libc::SYS_mprotect,
+    libc::SYS_munmap,
+    libc::SYS_madvise,
+    libc::SYS_rt_sigprocmask,
+    libc::SYS_sigaltstack,
+    libc::SYS_set_robust_list,
+    libc::SYS_rseq,
+    libc::SYS_sched_getaffinity,
+    libc::SYS_prctl,
+    libc::SYS_exit,
+];
+
 fn lock<T>(m: &Mutex<T>) -> MutexGuard<'_, T> {
     m.lock().unwrap_or_else(|e| e.into_inner())
 }

@@ -90,9 +90,19 @@ pub enum StartupError {
 /// What [`prepare`] readied.
 pub struct Prepared {
     pub chardevs: Arc<Chardevs>,
-    /// The UART's output (give it to `MachineFiles::serial`).
-    pub serial: SerialWriter,
+    serial: Option<SerialWriter>,
     monitors: Vec<Transport>,
+}
+
+impl Prepared {
+    /// The UART's output (for `MachineFiles::serial`); a second call
+    /// returns a writer on the same port.
+    pub fn take_serial(&self) -> SerialWriter {
+        match &self.serial {
+            Some(w) => w.clone(),
+            None => SerialWriter::disconnected(),
+        }
+    }
 }
 
 /// A socket chardev's fd, connected or listening (`listen()` applied).
@@ -269,7 +279,7 @@ pub fn prepare(
     let serial = chardevs.serial_port(&serial_id);
     Ok(Prepared {
         chardevs,
-        serial,
+        serial: Some(serial),
         monitors,
     })
 }
