@@ -193,11 +193,8 @@ fn seed_000_perl_launcher_with_socat_connects_once() {
     std::fs::write(&launcher, SEED_000_LAUNCHER).unwrap();
     let mut args = machine_args(dir.path());
     args.push("-S".into());
-    // The launcher creates the socket before it execs: once it is running
-    // and the socket exists, one connect() must succeed. We learn that the
-    // socket exists from the launcher's own stderr? No: the launcher binds
-    // before exec, so waiting for the process to be the emulator is enough;
-    // a single connect attempt follows.
+    // The launcher binds and listens before it execs, so once the process
+    // is the emulator a single connect() must succeed (seed 000's point).
     let child = Command::new("perl")
         .arg(&launcher)
         .args(&args)
@@ -322,4 +319,117 @@ fn systemd_socket_activate_serves_qmp_on_the_activated_socket() {
     assert_eq!(status.code(), Some(0));
     let mut rest = String::new();
     let _ = err.read_to_string(&mut rest);
+}
+
+#[test]
+fn qmp_stdio_monitor() {
+    if !kvm_or_skip("qmp_stdio_monitor") {
+        return;
+    }
+    let dir = tempfile::tempdir().unwrap();
+    let mut args = machine_args(dir.path());
+    args.extend(["-S", "-qmp", "stdio"].map(String::from));
+    let child = Command::new(bin("openhook-emulator"))
+        .args(&args)
+        .stdin(Stdio::piped())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::null())
+        .spawn()
+        .unwrap();
+    let mut child = Reaper(child);
+    let mut input = child.0.stdin.take().unwrap();
+    let mut out = BufReader::new(child.0.stdout.take().unwrap());
+    read_until(&mut out, |v| v.get("QMP").is_some());
+    input
+        .write_all(
+            b"{\"execute\": \"qmp_capabilities\"}\n{\"execute\": \"query-status\", \"id\": 2}\n",
+        )
+        .unwrap();
+    let got = read_until(&mut out, |v| v.get("id") == Some(&json!(2)));
+    assert_eq!(got.last().unwrap()["return"]["status"], json!("prelaunch"));
+    input.write_all(b"{\"execute\": \"quit\"}\n").unwrap();
+    read_until(&mut out, |v| v["event"] == json!("SHUTDOWN"));
+    assert_eq!(child.0.wait().unwrap().code(), Some(0));
+}
+
+/// The emulator's open fds (by listing /proc/PID/fd).
+fn fd_count(pid: u32) -> usize {
+    std::fs::read_dir(format!("/proc/{pid}/fd"))
+        .unwrap()
+        .count()
+}
+
+#[test]
+fn qmp_unix_path_with_wait_blocks_start_up_and_survives_bad_clients() {
+    if !kvm_or_skip("qmp_unix_path_with_wait_blocks_start_up_and_survives_bad_clients") {
+        return;
+    }
+    let dir = tempfile::tempdir().unwrap();
+    let sock = dir.path().join("m.sock");
+    let mut args = machine_args(dir.path());
+    args.extend([
+        "-qmp".to_string(),
+        format!("unix:{},server=on,wait=on", sock.display()),
+    ]);
+    let child = Command::new(bin("openhook-emulator"))
+        .args(&args)
+        .stdin(Stdio::null())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
+    let mut child = Reaper(child);
+    // wait=on: the emulator binds P itself (sandbox off, no hook), says it
+    // waits, and goes on only once this first client has connected.
+    let mut err = BufReader::new(child.0.stderr.take().unwrap());
+    let mut line = String::new();
+    while !line.contains("waiting for a connection") {
+        line.clear();
+        assert!(err.read_line(&mut line).unwrap() > 0, "no wait message");
+    }
+    std::thread::spawn(move || std::io::copy(&mut err, &mut std::io::sink()));
+    let mut c = openhook_wire::qmp::QmpClient::connect(&sock).unwrap();
+    c.set_timeout(Some(Duration::from_secs(60))).unwrap();
+    assert_eq!(
+        c.execute("query-status", None).unwrap()["status"],
+        json!("running")
+    );
+    drop(c);
+    let pid = child.0.id();
+    // Baseline once the first client has gone and the next is served.
+    let mut c = openhook_wire::qmp::QmpClient::connect(&sock).unwrap();
+    c.set_timeout(Some(Duration::from_secs(60))).unwrap();
+    let baseline = fd_count(pid);
+    // Hostile clients: malformed JSON, a non-object, deep nesting, fds with
+    // no command, 100 fds in one message, a client leaving mid-command.
+    for bad in [
+        &b"{]\n"[..],
+        b"[1,2]\n",
+        &[b'['; 10_000][..],
+        b"{\"execute\": \"query-status\", \"argu",
+    ] {
+        let mut s = UnixStream::connect(&sock).unwrap();
+        drop(c);
+        s.write_all(bad).unwrap();
+        drop(s);
+        c = openhook_wire::qmp::QmpClient::connect(&sock).unwrap();
+        c.set_timeout(Some(Duration::from_secs(60))).unwrap();
+    }
+    let files: Vec<std::fs::File> = (0..100)
+        .map(|_| std::fs::File::open("/dev/null").unwrap())
+        .collect();
+    let fds: Vec<_> = files.iter().map(std::os::fd::AsFd::as_fd).collect();
+    c.send_raw(b" ", &fds).unwrap();
+    assert!(fd_count(pid) >= baseline, "received fds are pending");
+    c.execute("query-name", None).unwrap();
+    drop(c);
+    let mut c = openhook_wire::qmp::QmpClient::connect(&sock).unwrap();
+    c.set_timeout(Some(Duration::from_secs(60))).unwrap();
+    assert_eq!(
+        c.execute("query-status", None).unwrap()["status"],
+        json!("running"),
+        "the VM keeps running"
+    );
+    assert_eq!(fd_count(pid), baseline, "fd count back to the baseline");
+    c.execute("quit", None).unwrap();
+    assert_eq!(child.0.wait().unwrap().code(), Some(0));
 }
