@@ -115,17 +115,20 @@ pub fn main_with_args(args: Vec<OsString>) -> i32 {
     if let Err(e) = opener.add_claimed(std::mem::take(&mut inherited_fds.add_fds)) {
         return fail(format!("-add-fd: {e}"));
     }
+    // The machine's own files first, so a refused drive fails start-up
+    // before any chardev or serial file is created.
+    let (mut files, _keep_open) =
+        match files::open_machine_files(&opener, &config, Box::new(std::io::sink())) {
+            Ok(f) => f,
+            Err(e) => return fail(e),
+        };
     // Chardevs, the UART's output and the monitors' sockets (a wait=on
     // monitor blocks here until its first client connects).
     let prepared = match qmp::startup::prepare(&config, &opener, &mut inherited_fds) {
         Ok(p) => p,
         Err(e) => return fail(e),
     };
-    let serial = Box::new(prepared.take_serial());
-    let (files, _keep_open) = match files::open_machine_files(&opener, &config, serial) {
-        Ok(f) => f,
-        Err(e) => return fail(e),
-    };
+    files.serial = Box::new(prepared.take_serial());
 
     // 5. Machine, monitors, signals.
     let mut machine = match Machine::build(&config, files) {
