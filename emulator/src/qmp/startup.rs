@@ -1,8 +1,9 @@
 //! Start-up wiring of chardevs and monitors (`-chardev`, `-serial`,
 //! `-mon`, `-qmp`), in two steps around building the machine:
 //!
-//! 1. [`prepare`] (after the sandbox is entered, before the machine is
-//!    built): opens each `-chardev` (file chardevs through the single open
+//! 0. [`serial_port`]: the registry and the UART's writer, nothing opened.
+//! 1. [`prepare`] (after the sandbox is entered and the machine's own
+//!    files are open, before the machine is built): opens each `-chardev` (file chardevs through the single open
 //!    entry; sockets from `fd=N`, socket activation, or — for `path=` — the
 //!    broker's `[[listen]]` socket found by `fds::inherited::find_listener`;
 //!    only with no hook and `-sandbox off` does the emulator bind a path
@@ -90,19 +91,21 @@ pub enum StartupError {
 /// What [`prepare`] readied.
 pub struct Prepared {
     pub chardevs: Arc<Chardevs>,
-    serial: Option<SerialWriter>,
     monitors: Vec<Transport>,
 }
 
-impl Prepared {
-    /// The UART's output (for `MachineFiles::serial`); a second call
-    /// returns a writer on the same port.
-    pub fn take_serial(&self) -> SerialWriter {
-        match &self.serial {
-            Some(w) => w.clone(),
-            None => SerialWriter::disconnected(),
-        }
-    }
+/// The chardev registry and the UART's writer, before anything is
+/// opened: the port follows the serial's chardev id (`serial0` for a
+/// legacy `-serial`, else ID of `-serial chardev:ID`) and attaches when
+/// [`prepare`] (or later a monitor) adds that chardev.
+pub fn serial_port(cfg: &MachineConfig) -> (Arc<Chardevs>, SerialWriter) {
+    let chardevs = Chardevs::new();
+    let id = match &cfg.serial {
+        SerialConfig::Chardev(id) => id.as_str(),
+        _ => SERIAL0,
+    };
+    let writer = chardevs.serial_port(id);
+    (chardevs, writer)
 }
 
 /// A socket chardev's fd, connected or listening (`listen()` applied).
@@ -215,8 +218,8 @@ pub fn prepare(
     cfg: &MachineConfig,
     opener: &Opener,
     inherited: &mut InheritedFds,
+    chardevs: Arc<Chardevs>,
 ) -> Result<Prepared, StartupError> {
-    let chardevs = Chardevs::new();
     let registry = |id: &str| {
         let id = id.to_string();
         move |source| StartupError::Registry { id, source }
@@ -244,10 +247,10 @@ pub fn prepare(
     {
         return Err(StartupError::NoSuchChardev(m.chardev.clone()));
     }
-    // The UART. QEMU names the chardev of a legacy -serial `serial0`;
-    // with no -serial it is a null chardev here, so `chardev-change
-    // serial0` always has a target.
-    let serial_id = match &cfg.serial {
+    // The UART's chardev. QEMU names the chardev of a legacy -serial
+    // `serial0`; with no -serial it is a null chardev here, so
+    // `chardev-change serial0` always has a target.
+    match &cfg.serial {
         SerialConfig::Chardev(id) => {
             if !chardevs.contains(id) {
                 eprintln!(
@@ -255,7 +258,6 @@ pub fn prepare(
                      is discarded until a monitor's chardev-add creates '{id}'"
                 );
             }
-            id.clone()
         }
         other => {
             let out = match other {
@@ -273,15 +275,9 @@ pub fn prepare(
                 _ => ChardevOutput::Null,
             };
             chardevs.add(SERIAL0, out).map_err(registry(SERIAL0))?;
-            SERIAL0.to_string()
         }
-    };
-    let serial = chardevs.serial_port(&serial_id);
-    Ok(Prepared {
-        chardevs,
-        serial: Some(serial),
-        monitors,
-    })
+    }
+    Ok(Prepared { chardevs, monitors })
 }
 
 /// Step 2; returns the monitor threads (they run until the process ends).
