@@ -19,6 +19,7 @@ use std::io;
 use std::os::fd::OwnedFd;
 use std::sync::Arc;
 use std::thread::JoinHandle;
+use std::time::Duration;
 
 use crate::chardev::registry::SerialWriter;
 use crate::chardev::{ChardevOutput, Chardevs, SocketOutput, SERIAL0};
@@ -30,7 +31,7 @@ use crate::fds::inherited::InheritedFds;
 use crate::fds::open::Opener;
 use crate::machine::MachineControl;
 
-use super::backend::forward_events;
+use super::backend::{forward_events, EventForwarder};
 use super::server::{self, Hub, HubParts, Monitor, Transport};
 
 #[derive(Debug, thiserror::Error)]
@@ -280,22 +281,46 @@ pub fn prepare(
     Ok(Prepared { chardevs, monitors })
 }
 
-/// Step 2; returns the monitor threads (they run until the process ends).
+/// The running monitors (their threads run until the process ends).
+pub struct Monitors {
+    hub: Arc<Hub>,
+    forwarder: EventForwarder,
+    _threads: Vec<JoinHandle<()>>,
+}
+
+/// How long exiting waits for clients to be sent the last events.
+const EXIT_FLUSH: Duration = Duration::from_secs(2);
+
+impl Monitors {
+    /// Once the machine has ended: forward its last events (SHUTDOWN) and
+    /// give each client up to [`EXIT_FLUSH`] in all to be sent them.
+    pub fn finish(self) {
+        self.forwarder.finish();
+        self.hub.flush(EXIT_FLUSH);
+    }
+}
+
+/// Step 2.
 pub fn start(
     prepared: Prepared,
     cfg: &MachineConfig,
     control: &MachineControl,
     opener: &Opener,
-) -> Result<Vec<JoinHandle<()>>, StartupError> {
+) -> Result<Monitors, StartupError> {
     let hub = Hub::new(HubParts {
         name: cfg.name.clone(),
         machine: Some(Arc::new(control.clone())),
         fdsets: Some(Arc::new(opener.clone())),
         chardevs: Some(prepared.chardevs),
     });
-    let mut threads = vec![forward_events(control, hub.clone()).map_err(StartupError::Thread)?];
+    let forwarder = forward_events(control, hub.clone()).map_err(StartupError::Thread)?;
+    let mut threads = Vec::new();
     for t in prepared.monitors {
         threads.push(server::spawn(hub.clone(), Monitor::new(), t).map_err(StartupError::Thread)?);
     }
-    Ok(threads)
+    Ok(Monitors {
+        hub,
+        forwarder,
+        _threads: threads,
+    })
 }

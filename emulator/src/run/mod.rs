@@ -137,9 +137,10 @@ pub fn main_with_args(args: Vec<OsString>) -> i32 {
         vcpu_filter.load().map_err(|e| e.to_string())
     }));
     let control = machine.control();
-    if let Err(e) = qmp::startup::start(prepared, &config, &control, &opener) {
-        return fail(e);
-    }
+    let monitors = match qmp::startup::start(prepared, &config, &control, &opener) {
+        Ok(m) => m,
+        Err(e) => return fail(e),
+    };
     let signal_control = control.clone();
     let spawned = std::thread::Builder::new()
         .name("signals".into())
@@ -155,6 +156,8 @@ pub fn main_with_args(args: Vec<OsString>) -> i32 {
 
     // 6. Run.
     let reason = machine.run();
+    // The clients get the machine's last events (SHUTDOWN) before we exit.
+    monitors.finish();
     match &reason {
         ExitReason::GuestCrash(msg) => eprintln!("openhook-emulator: guest crashed: {msg}"),
         ExitReason::HostError(msg) => eprintln!("openhook-emulator: {msg}"),
