@@ -94,6 +94,7 @@ fn run(
         args: args.to_vec(),
         env: std::env::vars_os().collect(),
         declared,
+        sandbox: launch::hardening::sandbox_policy(&policy.sandbox),
     };
     let served = launch::run(&spec, |conn, pid| {
         if let Err(e) = serve::serve(conn, &policy, &ambient, audit.as_ref(), pid) {
