@@ -8,3 +8,4 @@ pub mod devices;
 pub mod fds;
 pub mod machine;
 pub mod qmp;
+pub mod run;
