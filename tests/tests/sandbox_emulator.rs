@@ -50,8 +50,8 @@ struct Setup {
 
 /// A test directory holding the disk (the serial file is created there),
 /// and a policy allowing exactly `/dev/kvm`, the firmware and that
-/// directory, with the default `[sandbox]` (mode `require`).
-fn setup(qmp: bool) -> Setup {
+/// directory, with `[sandbox] mode = sandbox_mode`.
+fn setup(qmp: bool, sandbox_mode: &str) -> Setup {
     let tmp = tempfile::tempdir().expect("tempdir");
     let dir = tmp.path().to_path_buf();
     let disk = dir.join("disk.img");
@@ -61,7 +61,8 @@ fn setup(qmp: bool) -> Setup {
         "version = 1\n\
          [[allow]]\npath = \"/dev/kvm\"\naccess = \"rw\"\ntypes = [\"char\"]\n\
          [[allow]]\npath = \"{}\"\naccess = \"r\"\n\
-         [[allow]]\npath = \"{}/\"\naccess = \"rw\"\ncreate = true\n",
+         [[allow]]\npath = \"{}/\"\naccess = \"rw\"\ncreate = true\n\
+         [sandbox]\nmode = \"{sandbox_mode}\"\n",
         image.display(),
         dir.display()
     );
@@ -184,7 +185,7 @@ fn no_open_family_call_succeeds_in_the_emulator_after_sandbox_entry() {
     if !kvm_or_skip("strace") {
         return;
     }
-    let s = setup(false);
+    let s = setup(false, "require");
     let log = s.dir.join("strace.log");
     let mut cmd = Command::new("strace");
     cmd.args(["-f", "-qq", "-o"])
@@ -336,7 +337,7 @@ fn emulator_status_shows_full_confinement_and_the_firmware_passes() {
     if !kvm_or_skip("status") {
         return;
     }
-    let s = setup(true);
+    let s = setup(true, "require");
     let chardev = format!("socket,id=mon,fd={QMP_FD},server=on,wait=off");
     let mut broker = Command::new(bin("openhook-broker"))
         .args(broker_args(
@@ -421,4 +422,51 @@ fn emulator_status_shows_full_confinement_and_the_firmware_passes() {
         wall: Duration::ZERO,
     };
     assert_firmware_passed(&s, &run);
+}
+
+// ---------------------------------------------------------------------
+// The policy's mode reaches the emulator (openhook_sandbox::MODE_ENV)
+// ---------------------------------------------------------------------
+
+fn run_broker(s: &Setup, extra: &[&str]) -> fw::MachineRun {
+    let mut cmd = Command::new(bin("openhook-broker"));
+    cmd.args(broker_args(s, extra));
+    fw::run_machine(cmd, &s.machine.serial, LIMIT)
+}
+
+#[test]
+fn policy_mode_off_turns_the_emulators_sandbox_off() {
+    if !kvm_or_skip("mode off") {
+        return;
+    }
+    let s = setup(false, "off");
+    let run = run_broker(&s, &[]);
+    assert_firmware_passed(&s, &run);
+    // The emulator's own warning (enter), not only the broker's pre-exec one.
+    assert!(
+        run.stderr
+            .contains("WARNING: sandbox is OFF — this process"),
+        "{}",
+        run.describe()
+    );
+    // Control: under `require` neither warning appears.
+    let s = setup(false, "require");
+    let run = run_broker(&s, &[]);
+    assert_firmware_passed(&s, &run);
+    assert!(!run.stderr.contains("sandbox is OFF"), "{}", run.describe());
+}
+
+#[test]
+fn sandbox_off_on_the_command_line_is_refused_under_a_require_policy() {
+    let s = setup(false, "require");
+    let run = run_broker(&s, &["-sandbox", "off"]);
+    assert!(
+        run.stderr.contains(
+            "-sandbox off conflicts with the launcher's policy ([sandbox] mode = \"require\")"
+        ),
+        "{}",
+        run.describe()
+    );
+    assert_eq!(run.code(), Some(1), "{}", run.describe());
+    assert!(run.serial.is_empty(), "the guest ran: {}", run.describe());
 }
