@@ -295,3 +295,69 @@ fn check_policy_sandbox_says_whether_the_launch_would_start() {
     assert_eq!(code, Some(0), "{out}");
     assert!(out.contains("UNCONFINED"), "{out}");
 }
+
+fn write_policy(dir: &Path, sandbox: &str) -> std::path::PathBuf {
+    let p = dir.join("policy.toml");
+    fs::write(
+        &p,
+        format!(
+            "version = 1\n[[allow]]\npath = \"{}/\"\naccess = \"r\"\n[sandbox]\n{sandbox}\n",
+            dir.display()
+        ),
+    )
+    .expect("policy");
+    p
+}
+
+#[test]
+fn sandbox_table_user_and_namespaces_reach_the_child() {
+    if !rustix::process::geteuid().is_root() {
+        eprintln!("skipping: switching users and creating namespaces needs a root broker");
+        return;
+    }
+    let dir = tempfile::tempdir().expect("tempdir");
+    let policy = write_policy(
+        dir.path(),
+        "user = \"nobody\"\nnamespaces = [\"net\", \"ipc\", \"uts\"]",
+    );
+    let mut b = broker(&policy);
+    wait_ready(&mut b);
+    let broker_pid = b.id();
+    let child = broker_child(broker_pid);
+    let uid = status_field(child, "Uid:");
+    assert!(
+        uid.split_whitespace().all(|u| u == "65534"),
+        "child uids: {uid}"
+    );
+    for ns in ["net", "ipc", "uts"] {
+        let theirs = fs::read_link(format!("/proc/{child}/ns/{ns}")).expect("ns");
+        let ours = fs::read_link(format!("/proc/{broker_pid}/ns/{ns}")).expect("ns");
+        assert_ne!(theirs, ours, "{ns} namespace not new");
+    }
+    // Control: a namespace not asked for is shared.
+    assert_eq!(
+        fs::read_link(format!("/proc/{child}/ns/mnt")).expect("ns"),
+        fs::read_link(format!("/proc/{broker_pid}/ns/mnt")).expect("ns")
+    );
+    assert_eq!(status_field(child, "NoNewPrivs:"), "1");
+    assert_eq!(finish(b).code(), Some(0));
+}
+
+#[test]
+fn an_unknown_sandbox_user_stops_the_launch() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let policy = write_policy(dir.path(), "user = \"no-such-user-openhook\"");
+    let out = Command::new(bin("openhook-broker"))
+        .arg("--policy")
+        .arg(&policy)
+        .args(["--", "/bin/sh", "-c", "echo ran"])
+        .output()
+        .expect("run broker");
+    assert_eq!(out.status.code(), Some(125));
+    assert!(out.stdout.is_empty(), "the program ran");
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(
+        err.contains("sandbox: ") && err.contains("no-such-user-openhook"),
+        "{err}"
+    );
+}
