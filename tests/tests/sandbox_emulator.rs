@@ -244,6 +244,21 @@ fn no_open_family_call_succeeds_in_the_emulator_after_sandbox_entry() {
         .filter(|c| is_success(&c.result))
         .count();
     assert!(pre_entry_ok > 0, "no successful open before entry seen");
+    // Before entry the emulator itself opens nothing: only the dynamic
+    // loader (its cache and libraries) and std's stack-guard probe.
+    for c in &calls[emu_exec..entry] {
+        if c.pid == emu && OPEN_FAMILY.contains(&c.name.as_str()) {
+            let path = c.args.split('"').nth(1).unwrap_or("");
+            let loader = path == "/etc/ld.so.cache"
+                || ["/lib", "/usr/lib", "/lib64", "/usr/lib64"]
+                    .iter()
+                    .any(|d| path.starts_with(&format!("{d}/")));
+            assert!(
+                loader || path == "/proc/self/maps",
+                "the emulator opened {path:?} before entering the sandbox: {c:?}"
+            );
+        }
+    }
     let broker_opens = calls
         .iter()
         .filter(|c| !members.contains(&c.pid) && c.name == "openat2" && is_success(&c.result))
