@@ -116,15 +116,15 @@ pub fn main_with_args(args: Vec<OsString>) -> i32 {
     if let Err(e) = opener.add_claimed(std::mem::take(&mut inherited_fds.add_fds)) {
         return fail(format!("-add-fd: {e}"));
     }
-    // Chardevs, the UART's output and the monitors' sockets (a wait=on
-    // monitor blocks here until its first client connects).
-    let prepared = match qmp::startup::prepare(&config, &opener, &mut inherited_fds) {
-        Ok(p) => p,
+    let (chardevs, serial) = qmp::startup::serial_port(&config);
+    let (files, _keep_open) = match files::open_machine_files(&opener, &config, Box::new(serial)) {
+        Ok(f) => f,
         Err(e) => return fail(e),
     };
-    let serial = Box::new(prepared.take_serial());
-    let (files, _keep_open) = match files::open_machine_files(&opener, &config, serial) {
-        Ok(f) => f,
+    // Chardevs (the UART's among them) and the monitors' sockets; a
+    // wait=on monitor blocks here until its first client connects.
+    let prepared = match qmp::startup::prepare(&config, &opener, &mut inherited_fds, chardevs) {
+        Ok(p) => p,
         Err(e) => return fail(e),
     };
 
@@ -138,9 +138,10 @@ pub fn main_with_args(args: Vec<OsString>) -> i32 {
         vcpu_filter.load().map_err(|e| e.to_string())
     }));
     let control = machine.control();
-    if let Err(e) = qmp::startup::start(prepared, &config, &control, &opener) {
-        return fail(e);
-    }
+    let monitors = match qmp::startup::start(prepared, &config, &control, &opener) {
+        Ok(m) => m,
+        Err(e) => return fail(e),
+    };
     let signal_control = control.clone();
     let spawned = std::thread::Builder::new()
         .name("signals".into())
@@ -156,6 +157,8 @@ pub fn main_with_args(args: Vec<OsString>) -> i32 {
 
     // 6. Run.
     let reason = machine.run();
+    // The clients get the machine's last events (SHUTDOWN) before we exit.
+    monitors.finish();
     match &reason {
         ExitReason::GuestCrash(msg) => eprintln!("openhook-emulator: guest crashed: {msg}"),
         ExitReason::HostError(msg) => eprintln!("openhook-emulator: {msg}"),
