@@ -14,6 +14,7 @@
 //! 6. run until the machine ends and return its exit status.
 
 pub mod files;
+pub mod mode;
 mod sys;
 
 use std::ffi::OsString;
@@ -21,7 +22,6 @@ use std::sync::Arc;
 
 use openhook_sandbox::{Mode, Needs, Profile, ThreadKind};
 
-use crate::config::SandboxSetting;
 use crate::devices::virtio::blk;
 use crate::fds::inherited;
 use crate::fds::open::{HookOpen, Opener};
@@ -40,12 +40,8 @@ fn fail(msg: impl std::fmt::Display) -> i32 {
 }
 
 /// What the sandbox must allow: the main/monitor threads' needs, and the
-/// narrower vCPU filter.
-pub fn sandbox_profile(setting: SandboxSetting) -> Profile {
-    let mode = match setting {
-        SandboxSetting::On => Mode::Require,
-        SandboxSetting::Off => Mode::Off,
-    };
+/// narrower vCPU filter. `mode` comes from [`mode::effective_mode`].
+pub fn sandbox_profile(mode: Mode) -> Profile {
     let mut profile = Profile::new(mode);
     profile.main = Needs::default()
         .with(syscalls::SYSCALLS, syscalls::KVM_IOCTLS)
@@ -98,7 +94,12 @@ pub fn main_with_args(args: Vec<OsString>) -> i32 {
     }
 
     // 3. Sandbox.
-    let report = match openhook_sandbox::enter(&sandbox_profile(config.sandbox)) {
+    let launcher_mode = std::env::var(openhook_sandbox::MODE_ENV).ok();
+    let mode = match mode::effective_mode(config.sandbox, launcher_mode.as_deref()) {
+        Ok(m) => m,
+        Err(e) => return fail(format!("sandbox: {e}")),
+    };
+    let report = match openhook_sandbox::enter(&sandbox_profile(mode)) {
         Ok(r) => r,
         Err(e) => return fail(format!("sandbox: {e}")),
     };
