@@ -1,5 +1,5 @@
 //! `openhook-broker --policy FILE [--audit-log FILE] -- PROGRAM [ARGS...]`
-//! and `openhook-broker check --policy FILE`.
+//! and `openhook-broker check [--policy FILE] [--sandbox]`.
 //!
 //! Exit status: the child's (128 + signal when it was killed); 125 when the
 //! broker cannot start it (bad policy, missing root, ...), 126 when the
@@ -40,11 +40,18 @@ struct Cli {
 
 #[derive(Subcommand)]
 enum Command {
-    /// Validate a policy file and print the effective rules.
+    /// Validate a policy file and print the effective rules; with
+    /// --sandbox, print what the sandbox can enforce on this kernel.
+    #[command(group = clap::ArgGroup::new("what").required(true).multiple(true).args(["policy", "sandbox"]))]
     Check {
         /// The policy file.
         #[arg(long, value_name = "FILE")]
-        policy: PathBuf,
+        policy: Option<PathBuf>,
+        /// Print each sandbox layer, what this kernel offers and whether it
+        /// will be enforced (and, with --policy, whether the policy's mode
+        /// would start here).
+        #[arg(long)]
+        sandbox: bool,
     },
 }
 
@@ -53,14 +60,22 @@ fn fail(code: u8, message: impl std::fmt::Display) -> ExitCode {
     ExitCode::from(code)
 }
 
-fn check(path: &std::path::Path) -> ExitCode {
-    match policy::load(path) {
-        Ok(p) => {
-            print!("{}", p.describe());
-            ExitCode::SUCCESS
-        }
-        Err(e) => fail(1, e),
+fn check(path: Option<&std::path::Path>, sandbox: bool) -> ExitCode {
+    let policy = match path.map(policy::load).transpose() {
+        Ok(p) => p,
+        Err(e) => return fail(1, e),
+    };
+    if let Some(p) = &policy {
+        print!("{}", p.describe());
     }
+    if sandbox {
+        let (text, ok) = launch::hardening::check(policy.as_ref().map(|p| &p.sandbox));
+        print!("{text}");
+        if !ok {
+            return ExitCode::from(1);
+        }
+    }
+    ExitCode::SUCCESS
 }
 
 fn run(
@@ -94,6 +109,7 @@ fn run(
         args: args.to_vec(),
         env: std::env::vars_os().collect(),
         declared,
+        sandbox: launch::hardening::sandbox_policy(&policy.sandbox),
     };
     let served = launch::run(&spec, |conn, pid| {
         if let Err(e) = serve::serve(conn, &policy, &ambient, audit.as_ref(), pid) {
@@ -116,7 +132,7 @@ fn main() -> ExitCode {
         .init();
     let cli = Cli::parse();
     match cli.command {
-        Some(Command::Check { policy }) => check(&policy),
+        Some(Command::Check { policy, sandbox }) => check(policy.as_deref(), sandbox),
         None => match cli.policy {
             Some(p) => run(&p, cli.audit_log.as_deref(), &cli.program),
             None => fail(2, "--policy FILE is required"),

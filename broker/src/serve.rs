@@ -1,9 +1,12 @@
 //! Serving: decode → decide → resolve → audit → reply. All judgement lives
-//! in `policy::decide`; this is the thin shell around it.
+//! in `policy::decide`; this is the thin shell around it. The connection
+//! reader, protocol-level checks (`EINVAL`, `ENAMETOOLONG`, `-ENOSYS`) and
+//! replies come from `openhook_wire::hook::Connection`.
 
 use std::os::fd::OwnedFd;
 
-use rustix::io::Errno;
+use openhook_wire::hook::{Connection, Handler, OpenRequest, PathError, ServerError};
+use openhook_wire::Errno;
 
 use crate::ambient::Ambient;
 use crate::audit::{escape_path, now_ts, AuditLog, AuditRecord, Decision};
@@ -63,7 +66,7 @@ pub fn handle_open(
     };
     let errno = match &reply {
         Ok(_) => 0,
-        Err(e) => e.raw_os_error(),
+        Err(e) => e.get(),
     };
     Handled {
         reply,
@@ -96,23 +99,23 @@ pub fn handle_and_audit(
     if let Some(log) = audit {
         if let Err(e) = log.write(&handled.record) {
             tracing::error!("audit log write failed: {e}; refusing the request");
-            return Err(Errno::IO);
+            return Err(Errno::EIO);
         }
     }
     handled.reply
 }
 
-/// Why a hook connection ended abnormally (a protocol error by the peer,
-/// or a socket failure). The connection is closed; nothing else is affected.
+/// Serving one hook connection ended abnormally. The connection is closed;
+/// nothing else is affected.
 #[derive(Debug, thiserror::Error)]
 pub enum ServeError {
-    /// See [`openhook_wire::hook::ServerError`].
+    /// The peer broke the protocol (bad framing, EOF mid-frame, fds sent
+    /// with a request) or the socket failed.
     #[error("hook connection: {0}")]
-    Connection(#[from] openhook_wire::hook::ServerError),
+    Connection(#[from] ServerError),
 }
 
-/// Answers requests with the policy: protocol-level name errors and
-/// unknown commands are handled by the wire layer (and audited here).
+/// The policy side of a hook connection.
 struct PolicyHandler<'a> {
     policy: &'a Policy,
     ambient: &'a Ambient,
@@ -120,35 +123,27 @@ struct PolicyHandler<'a> {
     pid: i32,
 }
 
-impl openhook_wire::hook::Handler for PolicyHandler<'_> {
-    fn open(
-        &mut self,
-        r: &openhook_wire::hook::OpenRequest<'_>,
-    ) -> Result<OwnedFd, openhook_wire::Errno> {
+impl Handler for PolicyHandler<'_> {
+    fn open(&mut self, req: &OpenRequest<'_>) -> Result<OwnedFd, Errno> {
         handle_and_audit(
             self.policy,
             self.ambient,
             self.audit,
             self.pid,
-            r.path,
-            r.flags,
-            r.mode,
+            req.path,
+            req.flags,
+            req.mode,
         )
-        .map_err(openhook_wire::Errno::from)
     }
 
-    fn rejected(
-        &mut self,
-        r: &openhook_wire::hook::OpenRequest<'_>,
-        error: openhook_wire::hook::PathError,
-    ) {
+    fn rejected(&mut self, req: &OpenRequest<'_>, error: PathError) {
         let Some(log) = self.audit else { return };
         let record = AuditRecord {
             ts: now_ts(),
             pid: self.pid,
-            path: escape_path(r.path),
-            flags: r.flags,
-            mode: r.mode,
+            path: escape_path(req.path),
+            flags: req.flags,
+            mode: req.mode,
             decision: Decision::Deny,
             errno: error.errno().get(),
             rule: None,
@@ -158,10 +153,16 @@ impl openhook_wire::hook::Handler for PolicyHandler<'_> {
             tracing::error!("audit log write failed: {e}");
         }
     }
+
+    fn unknown(&mut self, command: u32) {
+        tracing::warn!("hook: unknown command {command}, replied -ENOSYS");
+    }
 }
 
-/// Serves the broker's end of the hook socketpair until the peer hangs up
-/// (`Ok`) or breaks the protocol (`Err`, connection closed).
+/// Serves one hook connection until the peer hangs up (`Ok`) or breaks the
+/// protocol (`Err`; the connection is then closed). Each request is decided,
+/// opened, audited (before the reply) and answered; every fd is closed once
+/// sent.
 pub fn serve(
     conn: OwnedFd,
     policy: &Policy,
@@ -175,6 +176,6 @@ pub fn serve(
         audit,
         pid: child_pid,
     };
-    openhook_wire::hook::Connection::new(conn).serve(&mut handler)?;
+    Connection::new(conn).serve(&mut handler)?;
     Ok(())
 }

@@ -181,3 +181,28 @@ pub enum SandboxSetting {
     On,
     Off,
 }
+
+impl DriveConfig {
+    /// The `O_*` flags the machine opens this drive with: `O_RDONLY` or
+    /// `O_RDWR`, plus `O_DIRECT` for `cache=none|directsync` (as QEMU;
+    /// writethrough is a flush after each write, not `O_DSYNC`).
+    /// `/dev/fdset/N` matching uses the access mode and `O_DIRECT`.
+    pub fn open_flags(&self) -> i32 {
+        let access = if self.readonly {
+            libc::O_RDONLY
+        } else {
+            libc::O_RDWR
+        };
+        let direct = if self.cache.direct() {
+            libc::O_DIRECT
+        } else {
+            0
+        };
+        access | direct
+    }
+}
+
+/// How file chardevs and `-serial file:` open their output (as QEMU:
+/// write-only, created, truncated, mode 0666 before the umask).
+pub const OUTPUT_FILE_FLAGS: i32 = libc::O_WRONLY | libc::O_CREAT | libc::O_TRUNC;
+pub const OUTPUT_FILE_MODE: u32 = 0o666;

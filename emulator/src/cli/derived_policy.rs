@@ -1,0 +1,371 @@
+//! The broker policy an emulator derives from its own command line when it
+//! is started without `-open-hook-fd` and with the sandbox on (issue 5
+//! must-have 7; design §3, policy format of design §5). Pure: the re-exec
+//! as `openhook-broker` is done by `main.rs`.
+//!
+//! Rules, all exact files (no directory rules):
+//! - `/dev/kvm`: `rw`, types `["char"]`;
+//! - `-bios`, `-kernel`, `-initrd`: `r`;
+//! - each `-drive`: `r` when `readonly=on`, else `rw`; types file or block;
+//! - file chardevs and `-serial file:`: `w` with `create = true`, types
+//!   file, char or fifo (`/dev/null`, a tty, a pipe also work);
+//! - `/dev/fdset/N` paths are skipped: they never reach the broker.
+//!
+//! The same path named twice gets one rule with the union of the rights.
+//! Paths must already be absolute (`cli::paths::absolutize`).
+//!
+//! Server-mode unix socket chardevs (`path=P,server=on`) become `[[listen]]`
+//! entries; [`DerivedPolicy::listens`] says which fd each will arrive on, so
+//! the re-exec can hand the chardev `fd=N` instead of `path=P`.
+#![forbid(unsafe_code)]
+
+use std::fmt::Write as _;
+use std::path::{Path, PathBuf};
+
+use super::error::CliError;
+use crate::config::{ChardevBackend, InheritedFd, MachineConfig, SerialConfig, SocketAddrConfig};
+use crate::fds::fdset::FDSET_PREFIX;
+
+/// Lowest fd number given to a derived `[[listen]]` socket.
+pub const FIRST_LISTEN_FD: i32 = 10;
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord)]
+enum Access {
+    R,
+    W,
+    Rw,
+}
+
+impl Access {
+    fn union(self, other: Access) -> Access {
+        if self == other {
+            self
+        } else {
+            Access::Rw
+        }
+    }
+
+    fn as_str(self) -> &'static str {
+        match self {
+            Access::R => "r",
+            Access::W => "w",
+            Access::Rw => "rw",
+        }
+    }
+}
+
+#[derive(Debug, Clone, PartialEq, Eq)]
+struct Rule {
+    path: PathBuf,
+    access: Access,
+    create: bool,
+    types: Vec<&'static str>,
+}
+
+/// A `[[listen]]` the derived policy asks the broker to bind.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct DerivedListen {
+    pub chardev: String,
+    pub path: PathBuf,
+    pub fd: i32,
+}
+
+/// The derived policy text and what the re-exec must know about it.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct DerivedPolicy {
+    pub toml: String,
+    pub listens: Vec<DerivedListen>,
+}
+
+/// Every fd number the command line names (`-add-fd fd=N`, chardev
+/// `fd=N`, activated listeners): the re-exec passes them through at the
+/// same numbers.
+pub fn passthrough_fds(cfg: &MachineConfig) -> Vec<i32> {
+    let mut fds: Vec<i32> = cfg.add_fds.iter().map(|a| a.fd.0).collect();
+    for c in &cfg.chardevs {
+        if let ChardevBackend::Socket(s) = &c.backend {
+            if let SocketAddrConfig::Fd(InheritedFd(n))
+            | SocketAddrConfig::Activated(InheritedFd(n)) = s.addr
+            {
+                fds.push(n);
+            }
+        }
+    }
+    fds.sort_unstable();
+    fds.dedup();
+    fds
+}
+
+fn is_fdset(p: &Path) -> bool {
+    p.as_os_str()
+        .as_encoded_bytes()
+        .starts_with(FDSET_PREFIX.as_bytes())
+}
+
+/// Builds the policy for `cfg` (paths already absolute).
+pub fn derive(cfg: &MachineConfig) -> Result<DerivedPolicy, CliError> {
+    let mut rules: Vec<Rule> = Vec::new();
+    let mut add = |path: &Path, access: Access, create: bool, types: &[&'static str]| {
+        if is_fdset(path) {
+            return;
+        }
+        match rules.iter_mut().find(|r| r.path == path) {
+            Some(r) => {
+                r.access = r.access.union(access);
+                r.create |= create;
+                for t in types {
+                    if !r.types.contains(t) {
+                        r.types.push(t);
+                    }
+                }
+            }
+            None => rules.push(Rule {
+                path: path.to_path_buf(),
+                access,
+                create,
+                types: types.to_vec(),
+            }),
+        }
+    };
+    const FILE: &[&str] = &["file"];
+    const DISK: &[&str] = &["file", "block"];
+    const OUTPUT: &[&str] = &["file", "char", "fifo"];
+
+    add(Path::new("/dev/kvm"), Access::Rw, false, &["char"]);
+    if let Some(f) = &cfg.firmware {
+        add(f, Access::R, false, FILE);
+    }
+    if let Some(k) = &cfg.kernel {
+        add(&k.kernel, Access::R, false, FILE);
+        if let Some(i) = &k.initrd {
+            add(i, Access::R, false, FILE);
+        }
+    }
+    for d in &cfg.drives {
+        let access = if d.readonly { Access::R } else { Access::Rw };
+        add(&d.path, access, false, DISK);
+    }
+    if let SerialConfig::File(p) = &cfg.serial {
+        add(p, Access::W, true, OUTPUT);
+    }
+    for c in &cfg.chardevs {
+        if let ChardevBackend::File { path } = &c.backend {
+            add(path, Access::W, true, OUTPUT);
+        }
+    }
+
+    let mut next_fd = passthrough_fds(cfg)
+        .last()
+        .map_or(FIRST_LISTEN_FD, |m| (m + 1).max(FIRST_LISTEN_FD));
+    let mut listens = Vec::new();
+    for c in &cfg.chardevs {
+        if let ChardevBackend::Socket(s) = &c.backend {
+            if let (SocketAddrConfig::Unix(p), true) = (&s.addr, s.server) {
+                listens.push(DerivedListen {
+                    chardev: c.id.clone(),
+                    path: p.clone(),
+                    fd: next_fd,
+                });
+                next_fd += 1;
+            }
+        }
+    }
+
+    let mut out = String::from(
+        "# Derived by openhook-emulator from its own command line.\n\
+         version = 1\n\
+         deny_errno = \"EACCES\"\n",
+    );
+    for r in &rules {
+        let path = toml_string(&r.path)?;
+        let _ = write!(
+            out,
+            "\n[[allow]]\npath = {path}\naccess = \"{}\"\n",
+            r.access.as_str()
+        );
+        if r.create {
+            out.push_str("create = true\n");
+        }
+        if r.types != ["file"] {
+            let types: Vec<String> = r.types.iter().map(|t| format!("\"{t}\"")).collect();
+            let _ = writeln!(out, "types = [{}]", types.join(", "));
+        }
+    }
+    for l in &listens {
+        let path = toml_string(&l.path)?;
+        let _ = write!(out, "\n[[listen]]\npath = {path}\nfd = {}\n", l.fd);
+    }
+    out.push_str("\n[sandbox]\nmode = \"require\"\n");
+    Ok(DerivedPolicy { toml: out, listens })
+}
+
+/// A TOML basic string for `path` (absolute, UTF-8).
+fn toml_string(path: &Path) -> Result<String, CliError> {
+    let text = path
+        .to_str()
+        .ok_or_else(|| CliError::global(format!("{}: path is not valid UTF-8", path.display())))?;
+    if !path.is_absolute() {
+        return Err(CliError::global(format!("{text}: path is not absolute")));
+    }
+    let mut s = String::with_capacity(text.len() + 2);
+    s.push('"');
+    for c in text.chars() {
+        match c {
+            '"' => s.push_str("\\\""),
+            '\\' => s.push_str("\\\\"),
+            c if c.is_control() => {
+                let _ = write!(s, "\\u{:04X}", u32::from(c));
+            }
+            c => s.push(c),
+        }
+    }
+    s.push('"');
+    Ok(s)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::cli::{parse_command_line, paths};
+
+    fn cfg(words: &[&str]) -> MachineConfig {
+        let mut c = parse_command_line(words.iter().map(std::ffi::OsString::from), &[]).unwrap();
+        paths::absolutize(&mut c, Path::new("/work")).unwrap();
+        c
+    }
+
+    #[test]
+    fn issue_5_example() {
+        let c = cfg(&[
+            "-bios",
+            "fw.bin",
+            "-kernel",
+            "/boot/vmlinuz",
+            "-initrd",
+            "/boot/initrd.img",
+            "-drive",
+            "file=/srv/vm1/disk.img,if=virtio",
+            "-drive",
+            "file=/srv/vm1/base.img,if=virtio,readonly=on",
+            "-drive",
+            "file=/dev/fdset/1,if=virtio",
+            "-serial",
+            "file:/var/log/vm1/serial.log",
+            "-chardev",
+            "file,id=dbg,path=/var/log/vm1/debug.log",
+            "-chardev",
+            "socket,id=mon,fd=3,server,nowait",
+            "-mon",
+            "mon,mode=control",
+            "-add-fd",
+            "fd=12,set=1",
+            "-qmp",
+            "unix:/run/vm1/qmp.sock,server=on,wait=off",
+        ]);
+        let d = derive(&c).unwrap();
+        assert_eq!(
+            d.toml,
+            r#"# Derived by openhook-emulator from its own command line.
+version = 1
+deny_errno = "EACCES"
+
+[[allow]]
+path = "/dev/kvm"
+access = "rw"
+types = ["char"]
+
+[[allow]]
+path = "/work/fw.bin"
+access = "r"
+
+[[allow]]
+path = "/boot/vmlinuz"
+access = "r"
+
+[[allow]]
+path = "/boot/initrd.img"
+access = "r"
+
+[[allow]]
+path = "/srv/vm1/disk.img"
+access = "rw"
+types = ["file", "block"]
+
+[[allow]]
+path = "/srv/vm1/base.img"
+access = "r"
+types = ["file", "block"]
+
+[[allow]]
+path = "/var/log/vm1/serial.log"
+access = "w"
+create = true
+types = ["file", "char", "fifo"]
+
+[[allow]]
+path = "/var/log/vm1/debug.log"
+access = "w"
+create = true
+types = ["file", "char", "fifo"]
+
+[[listen]]
+path = "/run/vm1/qmp.sock"
+fd = 13
+
+[sandbox]
+mode = "require"
+"#
+        );
+        assert_eq!(
+            d.listens,
+            vec![DerivedListen {
+                chardev: "compat_monitor0".into(),
+                path: "/run/vm1/qmp.sock".into(),
+                fd: 13
+            }]
+        );
+        assert_eq!(passthrough_fds(&c), vec![3, 12]);
+        // The text is valid TOML of the shape design §5 describes.
+        let v: toml::Value = toml::from_str(&d.toml).unwrap();
+        assert_eq!(v["version"].as_integer(), Some(1));
+        assert_eq!(v["allow"].as_array().unwrap().len(), 8);
+        assert!(!d.toml.contains("fdset"));
+    }
+
+    #[test]
+    fn same_path_merges_rights() {
+        let c = cfg(&[
+            "-drive",
+            "file=/d.img,if=none,id=a,readonly=on",
+            "-device",
+            "virtio-blk-device,drive=a",
+            "-drive",
+            "file=/d.img,if=virtio",
+            "-serial",
+            "file:/d.img",
+        ]);
+        let d = derive(&c).unwrap();
+        assert_eq!(d.toml.matches("path = \"/d.img\"").count(), 1);
+        assert!(d.toml.contains(
+            "path = \"/d.img\"\naccess = \"rw\"\ncreate = true\ntypes = [\"file\", \"block\", \"char\", \"fifo\"]\n"
+        ));
+    }
+
+    #[test]
+    fn minimal_and_escaping() {
+        let d = derive(&MachineConfig::default()).unwrap();
+        let v: toml::Value = toml::from_str(&d.toml).unwrap();
+        assert_eq!(v["allow"].as_array().unwrap().len(), 1);
+        assert_eq!(v["allow"][0]["path"].as_str(), Some("/dev/kvm"));
+        assert_eq!(v["sandbox"]["mode"].as_str(), Some("require"));
+        let c = cfg(&["-bios", "/a \"b\"\\c\u{7}.bin"]);
+        let d = derive(&c).unwrap();
+        let v: toml::Value = toml::from_str(&d.toml).unwrap();
+        assert_eq!(v["allow"][1]["path"].as_str(), Some("/a \"b\"\\c\u{7}.bin"));
+        let rel = MachineConfig {
+            firmware: Some("fw.bin".into()),
+            ..MachineConfig::default()
+        };
+        assert!(derive(&rel).is_err());
+    }
+}

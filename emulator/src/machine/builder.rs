@@ -1,0 +1,262 @@
+//! Assembles a machine from a validated [`MachineConfig`] and the files it
+//! needs, already open ([`MachineFiles`]). Nothing here opens a path.
+#![forbid(unsafe_code)]
+
+use std::io::{Read, Seek, SeekFrom};
+use std::sync::{Arc, Mutex};
+
+use kvm_bindings::{
+    kvm_irqchip, kvm_pit_config, KVM_IRQCHIP_IOAPIC, KVM_IRQCHIP_PIC_MASTER, KVM_IRQCHIP_PIC_SLAVE,
+    KVM_MAX_CPUID_ENTRIES, KVM_PIT_SPEAKER_DUMMY,
+};
+use kvm_ioctls::Cap;
+use vm_memory::{Bytes, GuestAddress, GuestMemoryMmap};
+use vmm_sys_util::eventfd::{EventFd, EFD_NONBLOCK};
+
+use super::bus::SharedDevice;
+use super::control::Shared;
+use super::kvm::{kvm_from_fd, KvmVm};
+use super::layout::{self, MemoryLayout};
+use super::vcpu::{Buses, Vcpu};
+use super::{BuildError, Machine, MachineFiles, MachineInfo};
+use crate::config::MachineConfig;
+use crate::devices::debug_exit::DebugExit;
+use crate::devices::serial::SerialDevice;
+use crate::devices::virtio::blk::BlockDevice;
+use crate::devices::virtio::VirtioMmioDevice;
+use crate::devices::IrqLine;
+
+/// QEMU's addresses for the VMX real-mode helpers (below the 16 MiB
+/// firmware window, above the local APIC page).
+const IDENTITY_MAP_ADDR: u64 = 0xfeff_c000;
+const TSS_ADDR: usize = 0xfeff_d000;
+
+fn read_firmware(file: &mut std::fs::File) -> Result<Vec<u8>, BuildError> {
+    let mut bytes = Vec::new();
+    // Whatever the fd's position, the image starts at offset 0.
+    file.seek(SeekFrom::Start(0))
+        .map_err(BuildError::Firmware)?;
+    file.take(layout::FIRMWARE_MAX + 1)
+        .read_to_end(&mut bytes)
+        .map_err(BuildError::Firmware)?;
+    Ok(bytes)
+}
+
+fn irq_line(vm: &KvmVm, irqchip: bool, gsi: u32) -> Result<IrqLine, BuildError> {
+    if !irqchip {
+        return Ok(IrqLine::none());
+    }
+    let fd = EventFd::new(EFD_NONBLOCK).map_err(BuildError::EventFd)?;
+    vm.fd()
+        .register_irqfd(&fd, gsi)
+        .map_err(|e| BuildError::Kvm("KVM_IRQFD", e))?;
+    Ok(IrqLine::eventfd(Arc::new(fd)))
+}
+
+pub(super) fn build(
+    config: &MachineConfig,
+    mut files: MachineFiles,
+) -> Result<Machine, BuildError> {
+    if config.firmware.is_some() != files.firmware.is_some() {
+        return Err(BuildError::FilesMismatch("firmware"));
+    }
+    if config.kernel.is_some() != files.kernel.is_some() {
+        return Err(BuildError::FilesMismatch("kernel"));
+    }
+    if config.drives.len() != files.drives.len() {
+        return Err(BuildError::FilesMismatch("drives"));
+    }
+    if config.firmware.is_none() && config.kernel.is_none() {
+        return Err(BuildError::NothingToBoot);
+    }
+    if config.drives.len() > layout::VIRTIO_MMIO_SLOTS {
+        return Err(BuildError::TooManyDevices(config.drives.len()));
+    }
+    if config.vcpus == 0 {
+        return Err(BuildError::NoVcpus);
+    }
+
+    let kvm = kvm_from_fd(files.kvm)?;
+    let firmware = files.firmware.as_mut().map(read_firmware).transpose()?;
+    let fw_size = firmware.as_ref().map(|f| f.len() as u64);
+    let mem_layout = MemoryLayout::new(config.memory_mib, fw_size)?;
+
+    let ram_ranges: Vec<(GuestAddress, usize)> = mem_layout
+        .ram
+        .iter()
+        .map(|r| {
+            Ok((
+                GuestAddress(r.start),
+                usize::try_from(r.len).map_err(|_| BuildError::Memory("RAM too large".into()))?,
+            ))
+        })
+        .collect::<Result<_, BuildError>>()?;
+    let ram =
+        GuestMemoryMmap::from_ranges(&ram_ranges).map_err(|e| BuildError::Memory(e.to_string()))?;
+
+    let vm_fd = kvm
+        .create_vm()
+        .map_err(|e| BuildError::Kvm("KVM_CREATE_VM", e))?;
+    // Intel VMX needs these for real mode; other hosts (PVM) may refuse.
+    let _ = vm_fd.set_identity_map_address(IDENTITY_MAP_ADDR);
+    let _ = vm_fd.set_tss_address(TSS_ADDR);
+    let irqchip = vm_fd.create_irq_chip().is_ok();
+    if irqchip {
+        let pit = kvm_pit_config {
+            flags: KVM_PIT_SPEAKER_DUMMY,
+            ..Default::default()
+        };
+        let _ = vm_fd.create_pit2(pit);
+    }
+    let readonly_rom = kvm.check_extension(Cap::ReadonlyMem);
+    let mut vm = KvmVm::new(vm_fd, ram.clone());
+    vm.map_ram()?;
+
+    let mut rom_image = None;
+    if let (Some(bytes), Some(fw), Some(mirror)) =
+        (&firmware, mem_layout.firmware, mem_layout.firmware_mirror)
+    {
+        let len = usize::try_from(fw.len).map_err(|_| BuildError::Memory("firmware".into()))?;
+        let rom = GuestMemoryMmap::from_ranges(&[(GuestAddress(fw.start), len)])
+            .map_err(|e| BuildError::Memory(e.to_string()))?;
+        // The image sits at the end of the page-rounded window.
+        let at = GuestAddress(layout::FOUR_GIB - bytes.len() as u64);
+        rom.write_slice(bytes, at)
+            .map_err(|e| BuildError::Memory(e.to_string()))?;
+        vm.map_rom(rom.clone(), mirror.start, mirror.len, readonly_rom)?;
+        rom_image = Some((rom, at, bytes.clone()));
+    }
+    let vm = Arc::new(vm);
+
+    // Devices.
+    let mut buses = Buses::default();
+    let serial_irq = irq_line(&vm, irqchip, layout::SERIAL_IRQ)?;
+    let serial: SharedDevice = Arc::new(Mutex::new(SerialDevice::new(files.serial, serial_irq)));
+    buses.pio.insert(
+        u64::from(layout::SERIAL_PORT),
+        u64::from(layout::SERIAL_PORT_LEN),
+        serial,
+    )?;
+    if let Some(d) = config.debug_exit {
+        buses.pio.insert(
+            u64::from(d.iobase),
+            u64::from(d.iosize),
+            Arc::new(Mutex::new(DebugExit)),
+        )?;
+    }
+    let mut slots: Vec<Option<SharedDevice>> = vec![None; layout::VIRTIO_MMIO_SLOTS];
+    for (n, (drive, file)) in config.drives.iter().zip(files.drives).enumerate() {
+        let slot = layout::slot_for_device(n).ok_or(BuildError::TooManyDevices(n + 1))?;
+        let blk = BlockDevice::new(file, drive.readonly, drive.cache, [0; 20]).map_err(|e| {
+            BuildError::Disk {
+                id: drive.id.clone(),
+                source: e,
+            }
+        })?;
+        let irq = irq_line(&vm, irqchip, layout::virtio_irq(slot))?;
+        slots[slot] = Some(Arc::new(Mutex::new(VirtioMmioDevice::new(
+            Box::new(blk),
+            ram.clone(),
+            irq,
+        ))));
+    }
+    for (slot, dev) in slots.into_iter().enumerate() {
+        let dev = dev.unwrap_or_else(|| Arc::new(Mutex::new(VirtioMmioDevice::empty(ram.clone()))));
+        buses.mmio.insert(
+            layout::virtio_mmio_base(slot),
+            layout::VIRTIO_MMIO_STRIDE,
+            dev,
+        )?;
+    }
+    let buses = Arc::new(buses);
+
+    // vCPUs.
+    if config.vcpus > 1 && !irqchip {
+        return Err(BuildError::SmpNeedsIrqchip);
+    }
+    let cpuid = kvm
+        .get_supported_cpuid(KVM_MAX_CPUID_ENTRIES)
+        .map_err(|e| BuildError::Kvm("KVM_GET_SUPPORTED_CPUID", e))?;
+    let mut vcpus = Vec::new();
+    for id in 0..config.vcpus {
+        vcpus.push(Vcpu::new(&vm, id, &cpuid, irqchip)?);
+    }
+
+    if let (Some(k), Some(kfile)) = (&config.kernel, files.kernel.as_mut()) {
+        super::boot::load_linux(
+            &vm,
+            &mut vcpus[0],
+            kfile,
+            files.initrd.as_mut(),
+            &k.cmdline,
+            &mem_layout,
+            &config.drives,
+        )?;
+    }
+
+    // What a machine reset does besides reloading vCPU state.
+    let initial_chips = if irqchip {
+        capture_irqchips(&vm)
+    } else {
+        Vec::new()
+    };
+    let initial_pit = if irqchip {
+        vm.fd().get_pit2().ok()
+    } else {
+        None
+    };
+    let reset_vm = vm.clone();
+    let reset_buses = buses.clone();
+    let reset_hook = Box::new(move || {
+        reset_buses.pio.reset();
+        reset_buses.mmio.reset();
+        for chip in &initial_chips {
+            let _ = reset_vm.fd().set_irqchip(chip);
+        }
+        if let Some(pit) = &initial_pit {
+            let _ = reset_vm.fd().set_pit2(pit);
+        }
+        // Without read-only slots the guest could have changed its ROM.
+        if let Some((rom, at, bytes)) = &rom_image {
+            let _ = rom.write_slice(bytes, *at);
+        }
+    });
+    let shared = Shared::new(
+        vcpus.len(),
+        config.start_paused,
+        ram,
+        reset_hook,
+        vmm_sys_util::signal::SIGRTMIN(),
+    );
+
+    Ok(Machine {
+        vcpus,
+        thread_init: None,
+        buses,
+        shared,
+        no_reboot: config.no_reboot || config.kernel.is_some(),
+        info: MachineInfo {
+            irqchip,
+            readonly_rom,
+            layout: mem_layout,
+        },
+        _vm: vm,
+    })
+}
+
+fn capture_irqchips(vm: &KvmVm) -> Vec<kvm_irqchip> {
+    [
+        KVM_IRQCHIP_PIC_MASTER,
+        KVM_IRQCHIP_PIC_SLAVE,
+        KVM_IRQCHIP_IOAPIC,
+    ]
+    .into_iter()
+    .filter_map(|chip_id| {
+        let mut chip = kvm_irqchip {
+            chip_id,
+            ..Default::default()
+        };
+        vm.fd().get_irqchip(&mut chip).ok().map(|()| chip)
+    })
+    .collect()
+}
