@@ -11,7 +11,8 @@
 //!   connection lives on).
 //! - `with-fds PATH`: a QEMU_OPEN carrying its own stdin fd; prints what
 //!   comes back (`eof` expected).
-//! - `half-then-exit`: sends 5 bytes of a header, starts `sleep 600` holding
+//! - `hold`: sleeps 600 s (the grandchild of `half-then-exit`).
+//! - `half-then-exit`: sends 5 bytes of a header, starts `hold` holding
 //!   the hook fd (prints `grandchild PID`), exits 0 without closing.
 //! - `flood COUNT OKPATH DENIEDPATH`: pipelines COUNT requests alternating
 //!   OKPATH/DENIEDPATH from a writer thread, reads the replies, prints
@@ -104,6 +105,10 @@ fn run(args: &[String], hook_fd: i32) -> Result<(), String> {
     if scenario == "list-fds" {
         return list_fds(&mut out);
     }
+    if scenario == "hold" {
+        std::thread::sleep(std::time::Duration::from_secs(600));
+        return Ok(());
+    }
     let sock = sys::claim_inherited_fd(hook_fd).map_err(|e| format!("hook fd {hook_fd}: {e}"))?;
     let arg = |i: usize| {
         args.get(i)
@@ -133,8 +138,10 @@ fn run(args: &[String], hook_fd: i32) -> Result<(), String> {
         }
         "half-then-exit" => {
             send(&open_frame("/x")?[..5])?;
-            let child = std::process::Command::new("sleep")
-                .arg("600")
+            // Our own binary (the only one the sandbox lets us execute).
+            let me = std::env::args_os().next().ok_or("no argv[0]")?;
+            let child = std::process::Command::new(me)
+                .arg("hold")
                 .stdin(std::process::Stdio::null())
                 .stdout(std::process::Stdio::null())
                 .stderr(std::process::Stdio::null())
