@@ -35,12 +35,17 @@ deny_errno = "EACCES"
 [[allow]]
 path = "$work/root/"
 access = "r"
+
+# Like the floor broker: no child sandbox (the client's direct-openat
+# comparison would be refused by Landlock otherwise).
+[sandbox]
+mode = "off"
 POLICY
 
 # A 10,000-rule policy (matching must not be a linear scan): 9,999 exact
 # rules for other files plus the subtree rule the client uses.
 {
-    printf 'version = 1\ndeny_errno = "EACCES"\n\n[[allow]]\npath = "%s/root/"\naccess = "r"\n' "$work"
+    printf 'version = 1\ndeny_errno = "EACCES"\n\n[sandbox]\nmode = "off"\n\n[[allow]]\npath = "%s/root/"\naccess = "r"\n' "$work"
     for i in $(seq 1 9999); do
         printf '\n[[allow]]\npath = "%s/root/other%d"\naccess = "r"\n' "$work" "$i"
     done
