@@ -313,10 +313,14 @@ fn errno() -> i32 {
 pub fn fork_exec(mut plan: ExecPlan, hardening: &PreExec) -> Result<Pid, ForkExecError> {
     let report_raw = plan.report_w.as_raw_fd();
 
-    // SAFETY: the broker is single-threaded here (documented contract of
-    // this module), and the child only runs `child_main`, which is
-    // async-signal-safe and never returns.
-    let pid = unsafe { libc::fork() };
+    let pid = if hardening.new_pid_namespace() {
+        clone_into_new_pid_namespace()
+    } else {
+        // SAFETY: the broker is single-threaded here (documented contract
+        // of this module), and the child only runs `child_main`, which is
+        // async-signal-safe and never returns.
+        unsafe { libc::fork() }
+    };
     if pid < 0 {
         return Err(parent_err("fork")(io::Error::last_os_error()));
     }
@@ -329,6 +333,39 @@ pub fn fork_exec(mut plan: ExecPlan, hardening: &PreExec) -> Result<Pid, ForkExe
     drop(report_w);
     let child = Pid::from_raw(pid).ok_or_else(|| parent_err("fork")(io::Error::other("pid 0")))?;
     read_report(report_r, child)
+}
+
+/// `fork`, but the child is pid 1 of a new pid namespace. `clone3` rather
+/// than `unshare(CLONE_NEWPID)` in the broker: after that unshare the
+/// kernel refuses to create threads in the broker (its serve thread).
+/// Returns what `fork` would: 0 in the child, the child's pid (in the
+/// broker's namespace) in the parent, -1 with errno set on failure.
+fn clone_into_new_pid_namespace() -> libc::pid_t {
+    let args = libc::clone_args {
+        flags: u64::try_from(libc::CLONE_NEWPID).unwrap_or(0),
+        pidfd: 0,
+        child_tid: 0,
+        parent_tid: 0,
+        exit_signal: u64::try_from(libc::SIGCHLD).unwrap_or(0),
+        stack: 0,
+        stack_size: 0,
+        tls: 0,
+        set_tid: 0,
+        set_tid_size: 0,
+        cgroup: 0,
+    };
+    // SAFETY: like `fork` above: no CLONE_VM, so the child gets a copy of
+    // the address space and continues here; the broker is single-threaded
+    // and the child only runs the async-signal-safe `child_main`. `args`
+    // is a valid clone_args of the size passed.
+    let r = unsafe {
+        libc::syscall(
+            libc::SYS_clone3,
+            &args as *const libc::clone_args,
+            std::mem::size_of::<libc::clone_args>(),
+        )
+    };
+    libc::pid_t::try_from(r).unwrap_or(-1)
 }
 
 /// Parent side: EOF on the pipe means `execve` succeeded.
@@ -396,7 +433,7 @@ fn child_main(plan: &mut ExecPlan, hardening: &PreExec, report: RawFd) -> ! {
 // Errors: (step, errno, sandbox step code or 0).
 // ---------------------------------------------------------------------
 fn child_steps(plan: &mut ExecPlan, hardening: &PreExec) -> Result<(), (ChildStep, i32, i32)> {
-    base_steps(plan).map_err(|(step, errno)| (step, errno, 0))?;
+    base_steps(plan, hardening.new_pid_namespace()).map_err(|(step, errno)| (step, errno, 0))?;
     // 5. Sandbox pre-exec hardening (async-signal-safe: raw syscalls on
     //    data prepared before the fork): rlimits, namespaces, user switch,
     //    no_new_privs, capabilities, exec Landlock domain, and close_range
@@ -410,7 +447,7 @@ fn child_steps(plan: &mut ExecPlan, hardening: &PreExec) -> Result<(), (ChildSte
     })
 }
 
-fn base_steps(plan: &mut ExecPlan) -> Result<(), (ChildStep, i32)> {
+fn base_steps(plan: &mut ExecPlan, new_pid_ns: bool) -> Result<(), (ChildStep, i32)> {
     // 1. Signals: the broker blocks SIGINT/SIGTERM/SIGCHLD and Rust ignores
     //    SIGPIPE; neither may leak into the program.
     // SAFETY: `empty_mask` is an initialised sigset_t; sigprocmask is
@@ -429,8 +466,12 @@ fn base_steps(plan: &mut ExecPlan) -> Result<(), (ChildStep, i32)> {
     if unsafe { libc::prctl(libc::PR_SET_PDEATHSIG, libc::SIGKILL, 0, 0, 0) } != 0 {
         return Err((ChildStep::ParentDeath, errno()));
     }
+    // In a new pid namespace the broker is outside it and getppid() is 0
+    // while the broker lives; the window before PDEATHSIG is armed then
+    // goes unchecked (the broker is blocked reading the report pipe).
+    let expected_parent = if new_pid_ns { 0 } else { plan.parent };
     // SAFETY: getppid has no preconditions.
-    if unsafe { libc::getppid() } != plan.parent {
+    if unsafe { libc::getppid() } != expected_parent {
         return Err((ChildStep::ParentDeath, libc::ESRCH));
     }
 
