@@ -122,6 +122,37 @@ pub struct ExecPlan {
     /// Its write end, above every target, close-on-exec; the hardening
     /// keeps it open so a failed `execve` can still be reported.
     report_w: OwnedFd,
+    /// `LISTEN_PID=<child pid>`: an envp entry the child fills in after
+    /// the fork, when an activation is handed on ([`ExecPlan::add_listen_pid`]).
+    listen_pid: Option<Box<[u8; LISTEN_PID_BUF]>>,
+}
+
+const LISTEN_PID_PREFIX: &[u8] = b"LISTEN_PID=";
+/// The prefix, at most 10 digits and the NUL.
+const LISTEN_PID_BUF: usize = 32;
+
+/// Writes `LISTEN_PID=<pid>` and a NUL into `buf` (no allocation: called
+/// in the child between fork and exec).
+fn write_listen_pid(buf: &mut [u8; LISTEN_PID_BUF], pid: libc::pid_t) {
+    buf[..LISTEN_PID_PREFIX.len()].copy_from_slice(LISTEN_PID_PREFIX);
+    let mut digits = [0u8; 12];
+    let mut n = pid.unsigned_abs();
+    let mut len = 0;
+    loop {
+        // n % 10 < 10: the cast cannot truncate.
+        digits[len] = b'0' + u8::try_from(n % 10).unwrap_or(0);
+        len += 1;
+        n /= 10;
+        if n == 0 || len == digits.len() {
+            break;
+        }
+    }
+    let mut at = LISTEN_PID_PREFIX.len();
+    for d in digits[..len].iter().rev() {
+        buf[at] = *d;
+        at += 1;
+    }
+    buf[at] = 0;
 }
 
 /// The sandbox's child steps, in the order the status pipe encodes them
@@ -213,7 +244,21 @@ impl ExecPlan {
             empty_mask: empty_sigset()?,
             report_r,
             report_w,
+            listen_pid: None,
         })
+    }
+
+    /// Adds a `LISTEN_PID` entry to the environment (after [`set_env`]),
+    /// holding the child's own pid: the child writes it after the fork.
+    ///
+    /// [`set_env`]: ExecPlan::set_env
+    pub fn add_listen_pid(&mut self) {
+        let mut buf = Box::new([0u8; LISTEN_PID_BUF]);
+        write_listen_pid(&mut buf, 0);
+        // The terminating null stays last.
+        let at = self.envp_ptrs.len().saturating_sub(1);
+        self.envp_ptrs.insert(at, buf.as_ptr().cast());
+        self.listen_pid = Some(buf);
     }
 
     /// The child's environment, as `KEY=VALUE` entries.
@@ -224,6 +269,7 @@ impl ExecPlan {
             .collect::<io::Result<Vec<_>>>()?;
         self.envp_ptrs = null_terminated(&envp);
         self._envp = envp;
+        self.listen_pid = None;
         Ok(())
     }
 
@@ -507,6 +553,13 @@ fn base_steps(plan: &mut ExecPlan, new_pid_ns: bool) -> Result<(), (ChildStep, i
         first = kept.saturating_add(1);
     }
     mark_cloexec(first, RawFd::MAX)?;
+
+    // 5. A handed-on socket activation names this process: its pid is
+    //    known only now. The buffer's address is already in envp.
+    if let Some(buf) = plan.listen_pid.as_mut() {
+        // SAFETY: getpid has no preconditions.
+        write_listen_pid(buf, unsafe { libc::getpid() });
+    }
     Ok(())
 }
 
@@ -527,6 +580,21 @@ fn mark_cloexec(first: RawFd, last: RawFd) -> Result<(), (ChildStep, i32)> {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn listen_pid_entry() {
+        let mut buf = [0xffu8; LISTEN_PID_BUF];
+        for (pid, want) in [
+            (0, "LISTEN_PID=0"),
+            (7, "LISTEN_PID=7"),
+            (4_194_304, "LISTEN_PID=4194304"),
+            (libc::pid_t::MAX, "LISTEN_PID=2147483647"),
+        ] {
+            write_listen_pid(&mut buf, pid);
+            let end = buf.iter().position(|&b| b == 0).unwrap();
+            assert_eq!(&buf[..end], want.as_bytes());
+        }
+    }
 
     #[test]
     fn sandbox_steps_round_trip_through_the_status_code() {
