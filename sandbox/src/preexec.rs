@@ -155,6 +155,9 @@ pub struct PreExec {
     bounding_may_fail: bool,
     landlock: Option<OwnedFd>,
     env: Vec<(OsString, OsString)>,
+    /// Mode `off`: only the fds are closed (the environment is scrubbed
+    /// by the launcher); no privilege step runs.
+    off: bool,
 }
 
 fn cstring(p: &Path) -> Result<CString, SandboxError> {
@@ -216,6 +219,7 @@ impl PreExec {
                 bounding_may_fail: true,
                 landlock: None,
                 env,
+                off: true,
             });
         }
 
@@ -318,6 +322,7 @@ impl PreExec {
             bounding_may_fail,
             landlock,
             env,
+            off: false,
         })
     }
 
@@ -338,6 +343,9 @@ impl PreExec {
     pub fn apply_in_child(&self) -> Result<(), ChildError> {
         use sys::child as c;
         let at = |step| move |errno| ChildError { step, errno };
+        if self.off {
+            return self.close_fds().map_err(at(ChildStep::CloseFds));
+        }
         for &(res, v) in &self.rlimits {
             c::set_rlimit(res, v).map_err(at(ChildStep::Rlimits))?;
         }
@@ -372,8 +380,12 @@ impl PreExec {
         if let Some(fd) = &self.landlock {
             c::landlock_restrict_self(fd.as_raw_fd()).map_err(at(ChildStep::Landlock))?;
         }
+        self.close_fds().map_err(at(ChildStep::CloseFds))
+    }
+
+    fn close_fds(&self) -> Result<(), Errno> {
         for &(first, last) in &self.close {
-            c::close_range(first, last).map_err(at(ChildStep::CloseFds))?;
+            sys::child::close_range(first, last)?;
         }
         Ok(())
     }

@@ -6,6 +6,7 @@
 //! launching knows nothing about policy: `main.rs` passes a closure that
 //! calls `serve::serve`.
 
+pub mod hardening;
 pub mod signals;
 pub mod spawn;
 mod sys;

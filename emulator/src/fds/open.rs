@@ -194,6 +194,26 @@ impl Opener {
         })
     }
 
+    /// A listening AF_UNIX stream socket bound to `path`, for a
+    /// `path=` server chardev that no inherited socket serves. Only on the
+    /// direct route (no hook, `-sandbox off`); with a broker the socket
+    /// comes from its `[[listen]]` (`fds::inherited::find_listener`), and
+    /// this returns `EACCES`. A stale socket file is not removed.
+    pub fn bind_unix_listener(&self, path: &Path) -> io::Result<OwnedFd> {
+        if !self.is_direct() {
+            return Err(io::Error::from_raw_os_error(libc::EACCES));
+        }
+        let fd = rustix::net::socket_with(
+            rustix::net::AddressFamily::UNIX,
+            rustix::net::SocketType::STREAM,
+            rustix::net::SocketFlags::CLOEXEC,
+            None,
+        )?;
+        rustix::net::bind(&fd, &rustix::net::SocketAddrUnix::new(path)?)?;
+        rustix::net::listen(&fd, 16)?;
+        Ok(fd)
+    }
+
     /// `add-fd` / `-add-fd`: puts `fd` into set `id` (lowest free when
     /// `None`). On error the fd is closed, as QEMU does.
     pub fn add_fd(

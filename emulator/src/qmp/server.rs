@@ -19,7 +19,7 @@
 //! stdio).
 #![forbid(unsafe_code)]
 
-use std::collections::{BTreeMap, VecDeque};
+use std::collections::VecDeque;
 use std::io;
 use std::mem::MaybeUninit;
 use std::os::fd::{AsFd, BorrowedFd, OwnedFd};
@@ -36,6 +36,8 @@ use serde_json::Value;
 use super::backend::{FdSets, Machine};
 use super::commands::Ctx;
 use super::session::{Effect, Output, Session};
+use crate::chardev::Chardevs;
+use crate::fds::named::NamedFds;
 
 /// Most fds the kernel passes in one SCM_RIGHTS message (`SCM_MAX_FD`).
 const SCM_MAX_FD: usize = 253;
@@ -72,24 +74,33 @@ struct Subscriber {
     wake: OwnedFd,
 }
 
+/// What the monitors drive: the emulator's parts, each optional so a
+/// monitor can run (and be tested) with only some of them.
+#[derive(Default)]
+pub struct HubParts {
+    /// `-name`
+    pub name: Option<String>,
+    pub machine: Option<Arc<dyn Machine>>,
+    pub fdsets: Option<Arc<dyn FdSets>>,
+    pub chardevs: Option<Arc<Chardevs>>,
+}
+
 /// State shared by every monitor of the emulator.
 pub struct Hub {
     name: Option<String>,
     machine: Option<Arc<dyn Machine>>,
-    fdsets: Option<Arc<Mutex<dyn FdSets>>>,
+    fdsets: Option<Arc<dyn FdSets>>,
+    chardevs: Option<Arc<Chardevs>>,
     subscribers: Mutex<Vec<Arc<Subscriber>>>,
 }
 
 impl Hub {
-    pub fn new(
-        name: Option<String>,
-        machine: Option<Arc<dyn Machine>>,
-        fdsets: Option<Arc<Mutex<dyn FdSets>>>,
-    ) -> Arc<Hub> {
+    pub fn new(parts: HubParts) -> Arc<Hub> {
         Arc::new(Hub {
-            name,
-            machine,
-            fdsets,
+            name: parts.name,
+            machine: parts.machine,
+            fdsets: parts.fdsets,
+            chardevs: parts.chardevs,
             subscribers: Mutex::new(Vec::new()),
         })
     }
@@ -103,8 +114,12 @@ impl Hub {
         self.machine.as_ref()
     }
 
-    pub fn fdsets(&self) -> Option<&Arc<Mutex<dyn FdSets>>> {
+    pub fn fdsets(&self) -> Option<&Arc<dyn FdSets>> {
         self.fdsets.as_ref()
+    }
+
+    pub fn chardevs(&self) -> Option<&Arc<Chardevs>> {
+        self.chardevs.as_ref()
     }
 
     /// Broadcasts an event, stamped now, to every connected client (each
@@ -153,7 +168,7 @@ impl Hub {
 /// Per-monitor state that outlives a connection: the `getfd` names.
 #[derive(Default)]
 pub struct Monitor {
-    named: Mutex<BTreeMap<String, OwnedFd>>,
+    named: Mutex<NamedFds>,
 }
 
 impl Monitor {
@@ -162,7 +177,7 @@ impl Monitor {
     }
 
     /// The name table (`getfd`, `closefd`, consumers).
-    pub fn named(&self) -> MutexGuard<'_, BTreeMap<String, OwnedFd>> {
+    pub fn named(&self) -> MutexGuard<'_, NamedFds> {
         lock(&self.named)
     }
 }
@@ -196,6 +211,9 @@ impl FdBatch {
 pub enum Transport {
     /// A listening socket: accept clients one after another.
     Listener(OwnedFd),
+    /// A listening socket whose first client was accepted before start-up
+    /// went on (`wait=on`): serve it, then accept as [`Transport::Listener`].
+    ListenerWithFirst { listener: OwnedFd, first: OwnedFd },
     /// One connected socket (client mode, or a socketpair end).
     Connected(OwnedFd),
     /// fd 0 in, fd 1 out.
@@ -216,6 +234,11 @@ pub fn spawn(
 /// Runs a monitor on the calling thread until its transport ends.
 pub fn run(hub: &Hub, monitor: &Monitor, transport: Transport) {
     match transport {
+        Transport::ListenerWithFirst { listener, first } => {
+            let _ = serve(hub, monitor, first.as_fd(), first.as_fd(), true);
+            drop(first);
+            run(hub, monitor, Transport::Listener(listener));
+        }
         Transport::Listener(l) => loop {
             match rustix::net::accept_with(&l, SocketFlags::CLOEXEC) {
                 Ok(conn) => {
@@ -371,6 +394,16 @@ fn converse(
                     }
                 }
             }
+        }
+    }
+}
+
+/// Blocks until a client connects to `listener` (`wait=on`).
+pub fn accept_first(listener: &OwnedFd) -> io::Result<OwnedFd> {
+    loop {
+        match rustix::net::accept_with(listener, SocketFlags::CLOEXEC) {
+            Err(Errno::INTR) | Err(Errno::CONNABORTED) => {}
+            r => return r.map_err(io::Error::from),
         }
     }
 }

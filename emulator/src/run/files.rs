@@ -1,13 +1,14 @@
 //! Opens everything the machine needs through the emulator's single open
-//! entry ([`Opener::open`]): `/dev/kvm`, firmware, kernel, initrd, drives,
-//! the serial output. The machine itself never sees a path.
+//! entry ([`Opener::open`]): `/dev/kvm`, firmware, kernel, initrd, drives.
+//! The serial output is the chardev registry's writer
+//! (`qmp::startup::prepare`). The machine itself never sees a path.
 #![forbid(unsafe_code)]
 
 use std::fs::File;
 use std::io::Write;
 use std::path::Path;
 
-use crate::config::{ChardevBackend, MachineConfig, SerialConfig};
+use crate::config::MachineConfig;
 use crate::fds::open::{OpenedFile, Opener};
 use crate::machine::MachineFiles;
 
@@ -20,10 +21,6 @@ pub enum FilesError {
         #[source]
         source: std::io::Error,
     },
-    #[error("-serial chardev:{0}: no chardev with that id")]
-    NoSuchChardev(String),
-    #[error("-serial chardev:{0}: a socket chardev cannot carry the serial port yet")]
-    SocketSerial(String),
 }
 
 /// Files that must stay open while the machine runs: an fd-set dup is
@@ -53,39 +50,12 @@ fn obtain(
     Ok(file)
 }
 
-fn serial_out(
-    opener: &Opener,
-    keep: &mut Vec<OpenedFile>,
-    cfg: &MachineConfig,
-) -> Result<Box<dyn Write + Send>, FilesError> {
-    // `-serial file:` and file chardevs are created/truncated, like QEMU.
-    let out_flags = libc::O_WRONLY | libc::O_CREAT | libc::O_TRUNC;
-    Ok(match &cfg.serial {
-        SerialConfig::None => Box::new(std::io::sink()),
-        SerialConfig::Stdio => Box::new(std::io::stdout()),
-        SerialConfig::File(p) => Box::new(obtain(opener, keep, "serial file", p, out_flags)?),
-        SerialConfig::Chardev(id) => {
-            let c = cfg
-                .chardevs
-                .iter()
-                .find(|c| &c.id == id)
-                .ok_or_else(|| FilesError::NoSuchChardev(id.clone()))?;
-            match &c.backend {
-                ChardevBackend::Stdio => Box::new(std::io::stdout()),
-                ChardevBackend::File { path } => {
-                    Box::new(obtain(opener, keep, "chardev file", path, out_flags)?)
-                }
-                ChardevBackend::Socket(_) => return Err(FilesError::SocketSerial(id.clone())),
-            }
-        }
-    })
-}
-
 /// Opens the machine's files in a fixed order: kvm, firmware, kernel,
 /// initrd, drives (config order), serial.
 pub fn open_machine_files(
     opener: &Opener,
     cfg: &MachineConfig,
+    serial: Box<dyn Write + Send>,
 ) -> Result<(MachineFiles, KeepOpen), FilesError> {
     let mut keep = Vec::new();
     let kvm = obtain(
@@ -127,7 +97,6 @@ pub fn open_machine_files(
             access | direct,
         )?);
     }
-    let serial = serial_out(opener, &mut keep, cfg)?;
     let files = MachineFiles {
         kvm: kvm.into(),
         firmware,

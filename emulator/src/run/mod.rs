@@ -8,11 +8,12 @@
 //!    exists and before any file is opened;
 //! 4. open `/dev/kvm`, firmware, kernel, drives and serial output through
 //!    the single open entry (hook or fd sets);
-//! 5. build the machine, start the QMP monitors and the signal thread;
+//!    chardevs and monitor sockets are readied by `qmp::startup::prepare`;
+//! 5. build the machine, start the QMP monitors (`qmp::startup::start`)
+//!    and the signal thread;
 //! 6. run until the machine ends and return its exit status.
 
 pub mod files;
-pub mod monitors;
 mod sys;
 
 use std::ffi::OsString;
@@ -25,6 +26,7 @@ use crate::devices::virtio::blk;
 use crate::fds::inherited;
 use crate::fds::open::{HookOpen, Opener};
 use crate::machine::{syscalls, ExitReason, Machine, ShutdownCause};
+use crate::qmp;
 
 /// Syscalls of this module's own threads (the signal thread).
 pub const SYSCALLS: &[i64] = &[libc::SYS_rt_sigtimedwait, libc::SYS_rt_sigprocmask];
@@ -50,10 +52,14 @@ pub fn sandbox_profile(setting: SandboxSetting) -> Profile {
         .with(syscalls::BUILD_SYSCALLS, &[])
         .with(blk::SYSCALLS, &[])
         .with(crate::qmp::server::SYSCALLS, &[])
+        .with(crate::chardev::output::SYSCALLS, &[])
+        .with(crate::chardev::output::ACCEPT_SYSCALLS, &[])
         .with(SYSCALLS, &[]);
+    // The UART writes its chardev's output on the vCPU thread.
     profile.vcpu = Needs::default()
         .with(syscalls::SYSCALLS, syscalls::KVM_RUN_IOCTLS)
-        .with(blk::SYSCALLS, &[]);
+        .with(blk::SYSCALLS, &[])
+        .with(crate::chardev::output::SYSCALLS, &[]);
     profile
 }
 
@@ -109,10 +115,20 @@ pub fn main_with_args(args: Vec<OsString>) -> i32 {
     if let Err(e) = opener.add_claimed(std::mem::take(&mut inherited_fds.add_fds)) {
         return fail(format!("-add-fd: {e}"));
     }
-    let (files, _keep_open) = match files::open_machine_files(&opener, &config) {
-        Ok(f) => f,
+    // The machine's own files first, so a refused drive fails start-up
+    // before any chardev or serial file is created.
+    let (mut files, _keep_open) =
+        match files::open_machine_files(&opener, &config, Box::new(std::io::sink())) {
+            Ok(f) => f,
+            Err(e) => return fail(e),
+        };
+    // Chardevs, the UART's output and the monitors' sockets (a wait=on
+    // monitor blocks here until its first client connects).
+    let prepared = match qmp::startup::prepare(&config, &opener, &mut inherited_fds) {
+        Ok(p) => p,
         Err(e) => return fail(e),
     };
+    files.serial = Box::new(prepared.take_serial());
 
     // 5. Machine, monitors, signals.
     let mut machine = match Machine::build(&config, files) {
@@ -124,7 +140,7 @@ pub fn main_with_args(args: Vec<OsString>) -> i32 {
         vcpu_filter.load().map_err(|e| e.to_string())
     }));
     let control = machine.control();
-    if let Err(e) = monitors::start(&config, &mut inherited_fds, &control, &opener) {
+    if let Err(e) = qmp::startup::start(prepared, &config, &control, &opener) {
         return fail(e);
     }
     let signal_control = control.clone();
