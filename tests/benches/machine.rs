@@ -39,7 +39,9 @@ fn vm_hwm(pid: u32) -> Option<u64> {
 
 /// Runs `cmd` with the serial port on stdout, timestamping every line.
 fn timed(mut cmd: Command) -> Timed {
-    cmd.stdin(Stdio::null()).stdout(Stdio::piped()).stderr(Stdio::null());
+    cmd.stdin(Stdio::null())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::null());
     let start = Instant::now();
     let mut child = cmd.spawn().expect("spawn");
     let pid = child.id();
@@ -63,7 +65,13 @@ fn timed(mut cmd: Command) -> Timed {
     let exit = start.elapsed();
     reader.join().unwrap();
     let lines: Vec<_> = rx.try_iter().collect();
-    Timed { first_byte: lines.first().map(|l| l.0), exit, lines, peak_rss_kib: peak, code: status.code() }
+    Timed {
+        first_byte: lines.first().map(|l| l.0),
+        exit,
+        lines,
+        peak_rss_kib: peak,
+        code: status.code(),
+    }
 }
 
 /// The firmware machine's arguments with the serial port on stdout.
@@ -95,7 +103,11 @@ fn median(mut v: Vec<Duration>) -> Duration {
 }
 
 fn at(t: &Timed, prefix: &str) -> Duration {
-    t.lines.iter().find(|(_, l)| l.starts_with(prefix)).map(|x| x.0).unwrap_or_else(|| panic!("no line {prefix:?}"))
+    t.lines
+        .iter()
+        .find(|(_, l)| l.starts_with(prefix))
+        .map(|x| x.0)
+        .unwrap_or_else(|| panic!("no line {prefix:?}"))
 }
 
 fn boot(name: &str, make: &dyn Fn(&FwMachine) -> Command, dir: &Path) {
@@ -125,7 +137,11 @@ fn throughput(name: &str, make: &dyn Fn(&FwMachine) -> Command, dir: &Path) {
     std::fs::write(&disk, vec![0u8; 64 << 20]).unwrap();
     let m = FwMachine::new(fw::image(fw::BENCH_IMAGE), dir.join("unused")).drive(disk, false);
     let t = timed(make(&m));
-    assert_eq!(t.code, Some(fw::EXIT_PASS), "{name}: bench firmware did not pass");
+    assert_eq!(
+        t.code,
+        Some(fw::EXIT_PASS),
+        "{name}: bench firmware did not pass"
+    );
     let w = at(&t, "bench: write done") - at(&t, "bench: write start");
     let r = at(&t, "bench: read done") - at(&t, "bench: read start");
     println!(
@@ -140,12 +156,17 @@ fn throughput(name: &str, make: &dyn Fn(&FwMachine) -> Command, dir: &Path) {
 }
 
 fn find_qemu() -> Option<PathBuf> {
-    std::env::split_paths(&std::env::var_os("PATH")?).map(|d| d.join("qemu-system-x86_64")).find(|p| p.is_file())
+    std::env::split_paths(&std::env::var_os("PATH")?)
+        .map(|d| d.join("qemu-system-x86_64"))
+        .find(|p| p.is_file())
 }
 
 fn main() {
     let dir = tempfile::tempdir().unwrap();
-    println!("machine benchmark: {} (median of {RUNS} runs)", openhook_tests::bin("openhook-emulator").display());
+    println!(
+        "machine benchmark: {} (median of {RUNS} runs)",
+        openhook_tests::bin("openhook-emulator").display()
+    );
     boot("openhook-emulator", &ours, dir.path());
     let q = find_qemu();
     if let Some(q) = &q {
