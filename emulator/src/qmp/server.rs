@@ -23,9 +23,10 @@ use std::collections::VecDeque;
 use std::io;
 use std::mem::MaybeUninit;
 use std::os::fd::{AsFd, BorrowedFd, OwnedFd};
+use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Mutex, MutexGuard};
 use std::thread::JoinHandle;
-use std::time::{SystemTime, UNIX_EPOCH};
+use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 
 use openhook_wire::qmp::{Event, Timestamp};
 use rustix::event::{PollFd, PollFlags};
@@ -72,6 +73,9 @@ fn lock<T: ?Sized>(m: &Mutex<T>) -> MutexGuard<'_, T> {
 struct Subscriber {
     queue: Mutex<VecDeque<Event>>,
     wake: OwnedFd,
+    /// Set while the monitor thread drains and writes the queue, so
+    /// [`Hub::wait_delivered`] does not mistake "taken" for "written".
+    writing: AtomicBool,
 }
 
 /// What the monitors drive: the emulator's parts, each optional so a
@@ -155,6 +159,7 @@ impl Hub {
         let s = Arc::new(Subscriber {
             queue: Mutex::new(VecDeque::new()),
             wake: w,
+            writing: AtomicBool::new(false),
         });
         lock(&self.subscribers).push(s.clone());
         Ok((s, r))
@@ -162,6 +167,22 @@ impl Hub {
 
     fn unsubscribe(&self, s: &Arc<Subscriber>) {
         lock(&self.subscribers).retain(|x| !Arc::ptr_eq(x, s));
+    }
+
+    /// Waits (at most `limit`) until every connected client has been sent
+    /// every event emitted so far — e.g. SHUTDOWN before the process exits,
+    /// as QEMU sends it. A client that stops reading only costs the limit.
+    pub fn wait_delivered(&self, limit: Duration) {
+        let deadline = Instant::now() + limit;
+        loop {
+            let pending = lock(&self.subscribers)
+                .iter()
+                .any(|s| s.writing.load(Ordering::Acquire) || !lock(&s.queue).is_empty());
+            if !pending || Instant::now() >= deadline {
+                return;
+            }
+            std::thread::sleep(Duration::from_millis(1));
+        }
     }
 }
 
@@ -365,12 +386,14 @@ fn converse(
         if wake_ready {
             let mut drain = [0u8; 64];
             while matches!(rustix::io::read(wake, &mut drain), Ok(n) if n > 0) {}
+            sub.writing.store(true, Ordering::Release);
             let events: Vec<Event> = lock(&sub.queue).drain(..).collect();
-            for e in &events {
-                if let Some(line) = session.event(e) {
-                    write_all(output, &line)?;
-                }
-            }
+            let written = events
+                .iter()
+                .filter_map(|e| session.event(e))
+                .try_for_each(|line| write_all(output, &line));
+            sub.writing.store(false, Ordering::Release);
+            written?;
         }
         if !input_ready {
             continue;

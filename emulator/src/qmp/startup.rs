@@ -284,22 +284,50 @@ pub fn prepare(
     })
 }
 
-/// Step 2; returns the monitor threads (they run until the process ends).
+/// The running monitors (step 2's result).
+pub struct Started {
+    hub: Arc<Hub>,
+    forwarder: JoinHandle<()>,
+    /// The monitor threads; they run until the process ends.
+    pub monitors: Vec<JoinHandle<()>>,
+}
+
+impl Started {
+    /// Before the process exits: lets every machine event emitted so far
+    /// (the SHUTDOWN of a `quit`, say) reach the connected clients, as
+    /// QEMU sends it before exiting. Call after the machine has ended and
+    /// after [`MachineControl::close_events`]; waits at most `limit` in all.
+    pub fn deliver_pending_events(self, limit: std::time::Duration) {
+        let deadline = std::time::Instant::now() + limit;
+        while !self.forwarder.is_finished() && std::time::Instant::now() < deadline {
+            std::thread::sleep(std::time::Duration::from_millis(1));
+        }
+        self.hub
+            .wait_delivered(deadline.saturating_duration_since(std::time::Instant::now()));
+    }
+}
+
+/// Step 2: the event forwarder and one thread per monitor.
 pub fn start(
     prepared: Prepared,
     cfg: &MachineConfig,
     control: &MachineControl,
     opener: &Opener,
-) -> Result<Vec<JoinHandle<()>>, StartupError> {
+) -> Result<Started, StartupError> {
     let hub = Hub::new(HubParts {
         name: cfg.name.clone(),
         machine: Some(Arc::new(control.clone())),
         fdsets: Some(Arc::new(opener.clone())),
         chardevs: Some(prepared.chardevs),
     });
-    let mut threads = vec![forward_events(control, hub.clone()).map_err(StartupError::Thread)?];
+    let forwarder = forward_events(control, hub.clone()).map_err(StartupError::Thread)?;
+    let mut monitors = Vec::new();
     for t in prepared.monitors {
-        threads.push(server::spawn(hub.clone(), Monitor::new(), t).map_err(StartupError::Thread)?);
+        monitors.push(server::spawn(hub.clone(), Monitor::new(), t).map_err(StartupError::Thread)?);
     }
-    Ok(threads)
+    Ok(Started {
+        hub,
+        forwarder,
+        monitors,
+    })
 }

@@ -31,6 +31,9 @@ use crate::qmp;
 /// Syscalls of this module's own threads (the signal thread).
 pub const SYSCALLS: &[i64] = &[libc::SYS_rt_sigtimedwait, libc::SYS_rt_sigprocmask];
 
+/// How long, at most, the monitors get to send the last events.
+const EVENT_DELIVERY_LIMIT: std::time::Duration = std::time::Duration::from_secs(1);
+
 /// Exit status for a start-up failure (QEMU's).
 pub const EXIT_STARTUP: i32 = 1;
 
@@ -140,9 +143,10 @@ pub fn main_with_args(args: Vec<OsString>) -> i32 {
         vcpu_filter.load().map_err(|e| e.to_string())
     }));
     let control = machine.control();
-    if let Err(e) = qmp::startup::start(prepared, &config, &control, &opener) {
-        return fail(e);
-    }
+    let monitors = match qmp::startup::start(prepared, &config, &control, &opener) {
+        Ok(m) => m,
+        Err(e) => return fail(e),
+    };
     let signal_control = control.clone();
     let spawned = std::thread::Builder::new()
         .name("signals".into())
@@ -158,6 +162,9 @@ pub fn main_with_args(args: Vec<OsString>) -> i32 {
 
     // 6. Run.
     let reason = machine.run();
+    // QEMU sends SHUTDOWN (and whatever came before) before it exits.
+    control.close_events();
+    monitors.deliver_pending_events(EVENT_DELIVERY_LIMIT);
     match &reason {
         ExitReason::GuestCrash(msg) => eprintln!("openhook-emulator: guest crashed: {msg}"),
         ExitReason::HostError(msg) => eprintln!("openhook-emulator: {msg}"),
