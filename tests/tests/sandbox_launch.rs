@@ -204,3 +204,160 @@ fn mode_off_still_closes_fds_and_says_so() {
     let err = String::from_utf8_lossy(&out.stderr);
     assert!(err.contains("sandbox is OFF"), "stderr: {err}");
 }
+
+/// The kernel's Landlock ABI, asked independently of the sandbox crate
+/// (`landlock_create_ruleset(NULL, 0, LANDLOCK_CREATE_RULESET_VERSION)`).
+fn landlock_abi() -> i64 {
+    let out = Command::new("python3")
+        .args([
+            "-c",
+            "import ctypes; l = ctypes.CDLL(None, use_errno=True); print(l.syscall(444, None, 0, 1))",
+        ])
+        .output()
+        .expect("python3 (scripts/setup-deps.sh installs it)");
+    String::from_utf8_lossy(&out.stdout)
+        .trim()
+        .parse()
+        .expect("abi")
+}
+
+fn check(args: &[&str], env: &[(&str, &str)]) -> (Option<i32>, String) {
+    let out = Command::new(bin("openhook-broker"))
+        .arg("check")
+        .args(args)
+        .envs(env.iter().copied())
+        .output()
+        .expect("run check");
+    (
+        out.status.code(),
+        String::from_utf8_lossy(&out.stdout).into_owned(),
+    )
+}
+
+fn layer_line<'a>(report: &'a str, layer: &str) -> &'a str {
+    report
+        .lines()
+        .find(|l| l.trim_start().starts_with(layer))
+        .unwrap_or_else(|| panic!("no {layer} line in:\n{report}"))
+}
+
+#[test]
+fn check_sandbox_reports_each_layer_and_the_kernels_landlock_abi() {
+    let (code, out) = check(&["--sandbox"], &[]);
+    assert_eq!(code, Some(0), "{out}");
+    for layer in ["no_new_privs", "capabilities", "seccomp"] {
+        assert!(layer_line(&out, layer).contains("enforced"), "{out}");
+    }
+    let abi = landlock_abi();
+    let ll = layer_line(&out, "landlock");
+    if abi > 0 {
+        assert!(
+            ll.contains(&format!("ABI {abi} ")),
+            "kernel ABI {abi}: {ll}"
+        );
+        assert_eq!(ll.trim_end().ends_with("enforced"), abi >= 6, "{ll}");
+    } else {
+        assert!(
+            ll.contains("not available") && ll.contains("REFUSES"),
+            "{ll}"
+        );
+    }
+    assert!(!out.contains("OPENHOOK_SECCOMP"), "{out}");
+    // The seccomp debug switch is reported.
+    let (_, debug) = check(&["--sandbox"], &[("OPENHOOK_SECCOMP", "trap")]);
+    assert!(debug.contains("OPENHOOK_SECCOMP is set"), "{debug}");
+}
+
+#[test]
+fn check_policy_sandbox_says_whether_the_launch_would_start() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let policy = policy_file(dir.path(), "require");
+    let p = policy.to_str().expect("utf-8");
+    let (code, out) = check(&["--policy", p, "--sandbox"], &[]);
+    if landlock_abi() >= 6 {
+        assert_eq!(code, Some(0), "{out}");
+        assert!(
+            out.contains("mode = \"require\": every layer will be enforced"),
+            "{out}"
+        );
+    } else {
+        assert_eq!(code, Some(1), "{out}");
+        assert!(
+            out.contains("launch REFUSED on this kernel: landlock"),
+            "{out}"
+        );
+    }
+    let policy = policy_file(dir.path(), "off");
+    let (code, out) = check(
+        &["--policy", policy.to_str().expect("utf-8"), "--sandbox"],
+        &[],
+    );
+    assert_eq!(code, Some(0), "{out}");
+    assert!(out.contains("UNCONFINED"), "{out}");
+}
+
+fn write_policy(dir: &Path, sandbox: &str) -> std::path::PathBuf {
+    let p = dir.join("policy.toml");
+    fs::write(
+        &p,
+        format!(
+            "version = 1\n[[allow]]\npath = \"{}/\"\naccess = \"r\"\n[sandbox]\n{sandbox}\n",
+            dir.display()
+        ),
+    )
+    .expect("policy");
+    p
+}
+
+#[test]
+fn sandbox_table_user_and_namespaces_reach_the_child() {
+    if !rustix::process::geteuid().is_root() {
+        eprintln!("skipping: switching users and creating namespaces needs a root broker");
+        return;
+    }
+    let dir = tempfile::tempdir().expect("tempdir");
+    let policy = write_policy(
+        dir.path(),
+        "user = \"nobody\"\nnamespaces = [\"net\", \"ipc\", \"uts\"]",
+    );
+    let mut b = broker(&policy);
+    wait_ready(&mut b);
+    let broker_pid = b.id();
+    let child = broker_child(broker_pid);
+    let uid = status_field(child, "Uid:");
+    assert!(
+        uid.split_whitespace().all(|u| u == "65534"),
+        "child uids: {uid}"
+    );
+    for ns in ["net", "ipc", "uts"] {
+        let theirs = fs::read_link(format!("/proc/{child}/ns/{ns}")).expect("ns");
+        let ours = fs::read_link(format!("/proc/{broker_pid}/ns/{ns}")).expect("ns");
+        assert_ne!(theirs, ours, "{ns} namespace not new");
+    }
+    // Control: a namespace not asked for is shared.
+    assert_eq!(
+        fs::read_link(format!("/proc/{child}/ns/mnt")).expect("ns"),
+        fs::read_link(format!("/proc/{broker_pid}/ns/mnt")).expect("ns")
+    );
+    assert_eq!(status_field(child, "NoNewPrivs:"), "1");
+    assert_eq!(finish(b).code(), Some(0));
+}
+
+#[test]
+fn an_unknown_sandbox_user_stops_the_launch() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let policy = write_policy(dir.path(), "user = \"no-such-user-openhook\"");
+    let out = Command::new(bin("openhook-broker"))
+        .arg("--policy")
+        .arg(&policy)
+        .args(["--", "/bin/sh", "-c", "echo ran"])
+        .output()
+        .expect("run broker");
+    assert_eq!(out.status.code(), Some(125));
+    assert!(out.stdout.is_empty(), "the program ran");
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(
+        err.contains("sandbox: ") && err.contains("no-such-user-openhook"),
+        "{err}"
+    );
+}

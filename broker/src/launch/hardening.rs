@@ -45,6 +45,41 @@ pub fn sandbox_policy(policy: &SandboxPolicy) -> SbPolicy {
     }
 }
 
+/// `openhook-broker check --sandbox [--policy F]`: the sandbox report for
+/// this kernel ([`openhook_sandbox::report`]) and, given the policy's
+/// table, whether a launch under it would start here. Returns the text and
+/// whether the check passed (false: the policy's mode is `require` and a
+/// layer cannot be enforced).
+pub fn check(policy: Option<&SandboxPolicy>) -> (String, bool) {
+    let mut out = openhook_sandbox::report();
+    let Some(policy) = policy else {
+        return (out, true);
+    };
+    let gaps = openhook_sandbox::require_gaps();
+    let m = mode(policy.mode);
+    let ok = m != Mode::Require || gaps.is_empty();
+    out.push_str(&check_verdict(m, &gaps));
+    (out, ok)
+}
+
+/// The policy line of [`check`] (pure).
+fn check_verdict(m: Mode, gaps: &[String]) -> String {
+    match (m, gaps.is_empty()) {
+        (Mode::Off, _) => "policy [sandbox] mode = \"off\": the emulator would run UNCONFINED \
+             (only undeclared fds closed and the environment scrubbed)\n"
+            .to_string(),
+        (_, true) => format!("policy [sandbox] mode = \"{m}\": every layer will be enforced\n"),
+        (Mode::Require, false) => format!(
+            "policy [sandbox] mode = \"require\": launch REFUSED on this kernel: {}\n",
+            gaps.join("; ")
+        ),
+        (Mode::BestEffort, false) => format!(
+            "policy [sandbox] mode = \"best-effort\": launch proceeds without: {}\n",
+            gaps.join("; ")
+        ),
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -80,6 +115,24 @@ mod tests {
         assert_eq!(sb, SbPolicy::default());
         assert_eq!(sb.mode, Mode::Require);
         assert!(sb.namespaces.is_empty());
+    }
+
+    #[test]
+    fn check_verdicts_name_the_mode_and_the_gaps() {
+        let gaps = vec!["landlock: missing".to_string()];
+        assert!(check_verdict(Mode::Require, &[]).contains("every layer will be enforced"));
+        assert!(check_verdict(Mode::Require, &gaps).contains("REFUSED on this kernel: landlock"));
+        assert!(check_verdict(Mode::BestEffort, &gaps).contains("proceeds without: landlock"));
+        assert!(check_verdict(Mode::Off, &[]).contains("UNCONFINED"));
+    }
+
+    #[test]
+    fn check_without_policy_is_the_report() {
+        let (text, ok) = check(None);
+        assert!(ok);
+        for layer in ["no_new_privs", "capabilities", "landlock", "seccomp"] {
+            assert!(text.contains(layer), "{layer} missing in:\n{text}");
+        }
     }
 
     #[test]

@@ -183,10 +183,17 @@ pub fn spawn(spec: &LaunchSpec<'_>) -> Result<Spawned, SpawnError> {
     let mut plan = ExecPlan::new(path.as_os_str(), &argv, &moves).map_err(SpawnError::Args)?;
     let pre =
         PreExec::prepare(&spec.sandbox, &path, &plan.child_fds()).map_err(SpawnError::Sandbox)?;
-    // The child's environment is the hardening's scrubbed one, only.
+    // The child's environment is the hardening's scrubbed one, plus the
+    // policy's sandbox mode for the emulator (openhook_sandbox::MODE_ENV).
+    let mode_env = (
+        OsString::from(openhook_sandbox::MODE_ENV),
+        OsString::from(spec.sandbox.mode.to_string()),
+    );
     let env: Vec<OsString> = pre
         .env()
         .iter()
+        .filter(|(k, _)| k != openhook_sandbox::MODE_ENV)
+        .chain(std::iter::once(&mode_env))
         .map(|(k, v)| {
             let mut e = k.clone();
             e.push("=");

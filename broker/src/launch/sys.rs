@@ -482,3 +482,34 @@ fn mark_cloexec(first: RawFd, last: RawFd) -> Result<(), (ChildStep, i32)> {
     }
     Ok(())
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn sandbox_steps_round_trip_through_the_status_code() {
+        for step in SANDBOX_STEPS {
+            let code = sandbox_step_code(step);
+            assert_ne!(code, 0);
+            assert_eq!(sandbox_step_from_code(code), Some(step));
+        }
+        assert_eq!(sandbox_step_from_code(0), None);
+        assert_eq!(sandbox_step_from_code(-1), None);
+        assert_eq!(sandbox_step_from_code(11), None);
+    }
+
+    #[test]
+    fn child_errors_name_the_sandbox_step() {
+        let e = ForkExecError::Child {
+            step: ChildStep::Sandbox,
+            errno: libc::EPERM,
+            sandbox: Some(SandboxStep::Landlock),
+        };
+        let text = e.to_string();
+        assert!(
+            text.starts_with("entering the pre-exec sandbox (step Landlock): "),
+            "{text}"
+        );
+    }
+}

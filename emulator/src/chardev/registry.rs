@@ -64,15 +64,7 @@ impl SerialPort {
 }
 
 /// The UART's writer: a handle on a [`SerialPort`].
-#[derive(Clone)]
 pub struct SerialWriter(Arc<SerialPort>);
-
-impl SerialWriter {
-    /// A writer on a port no registry knows (output is discarded).
-    pub fn disconnected() -> Self {
-        SerialWriter(Arc::new(SerialPort::default()))
-    }
-}
 
 impl Write for SerialWriter {
     fn write(&mut self, buf: &[u8]) -> io::Result<usize> {

@@ -456,13 +456,6 @@ impl MachineControl {
         rx
     }
 
-    /// Ends every event stream from [`subscribe`](Self::subscribe): each
-    /// receiver gets the events already sent, then sees the end. Later
-    /// events go nowhere. For shutting down after the machine has ended.
-    pub fn close_events(&self) {
-        guard(&self.shared.subscribers).clear();
-    }
-
     /// The guest RAM regions as (guest-physical start, length), ascending.
     pub fn memory_map(&self) -> Vec<(u64, u64)> {
         self.shared

@@ -13,8 +13,11 @@
 use std::io;
 use std::os::fd::OwnedFd;
 use std::path::Path;
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::mpsc::RecvTimeoutError;
 use std::sync::Arc;
 use std::thread::JoinHandle;
+use std::time::Duration;
 
 use serde_json::{json, Value};
 
@@ -147,18 +150,43 @@ pub fn qmp_event(e: &MachineEvent) -> (&'static str, Option<Value>) {
     (e.name(), data)
 }
 
+/// The thread forwarding machine events into the hub.
+pub struct EventForwarder {
+    stop: Arc<AtomicBool>,
+    thread: JoinHandle<()>,
+}
+
+/// How often the forwarder looks at its stop flag when idle.
+const FORWARD_POLL: Duration = Duration::from_millis(100);
+
+impl EventForwarder {
+    /// Stops after forwarding every event the machine has sent so far
+    /// (the machine sends them before it ends, e.g. SHUTDOWN on `quit`).
+    pub fn finish(self) {
+        self.stop.store(true, Ordering::SeqCst);
+        let _ = self.thread.join();
+    }
+}
+
 /// Starts a thread that forwards every machine event into the hub until
-/// the machine's event channel closes (the machine is gone).
-pub fn forward_events(control: &MachineControl, hub: Arc<Hub>) -> io::Result<JoinHandle<()>> {
+/// [`EventForwarder::finish`] or the machine's event channel closes.
+pub fn forward_events(control: &MachineControl, hub: Arc<Hub>) -> io::Result<EventForwarder> {
     let rx = control.subscribe();
-    std::thread::Builder::new()
+    let stop = Arc::new(AtomicBool::new(false));
+    let flag = stop.clone();
+    let thread = std::thread::Builder::new()
         .name("qmp-events".into())
-        .spawn(move || {
-            for e in rx {
-                let (name, data) = qmp_event(&e);
-                hub.emit(name, data);
+        .spawn(move || loop {
+            match rx.recv_timeout(FORWARD_POLL) {
+                Ok(e) => {
+                    let (name, data) = qmp_event(&e);
+                    hub.emit(name, data);
+                }
+                Err(RecvTimeoutError::Timeout) if !flag.load(Ordering::SeqCst) => {}
+                Err(_) => return,
             }
-        })
+        })?;
+    Ok(EventForwarder { stop, thread })
 }
 
 #[cfg(test)]

@@ -23,10 +23,10 @@ use std::collections::VecDeque;
 use std::io;
 use std::mem::MaybeUninit;
 use std::os::fd::{AsFd, BorrowedFd, OwnedFd};
-use std::sync::atomic::{AtomicBool, Ordering};
-use std::sync::{Arc, Mutex, MutexGuard};
+use std::sync::{Arc, Condvar, Mutex, MutexGuard};
 use std::thread::JoinHandle;
-use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
+use std::time::{Duration, Instant};
+use std::time::{SystemTime, UNIX_EPOCH};
 
 use openhook_wire::qmp::{Event, Timestamp};
 use rustix::event::{PollFd, PollFlags};
@@ -71,11 +71,17 @@ fn lock<T: ?Sized>(m: &Mutex<T>) -> MutexGuard<'_, T> {
 
 /// One connected client's event queue and the pipe that wakes its thread.
 struct Subscriber {
-    queue: Mutex<VecDeque<Event>>,
+    queue: Mutex<Outbox>,
+    /// Signalled when the connection has written everything queued.
+    written: Condvar,
     wake: OwnedFd,
-    /// Set while the monitor thread drains and writes the queue, so
-    /// [`Hub::wait_delivered`] does not mistake "taken" for "written".
-    writing: AtomicBool,
+}
+
+#[derive(Default)]
+struct Outbox {
+    events: VecDeque<Event>,
+    /// The connection thread is writing events it took from `events`.
+    writing: bool,
 }
 
 /// What the monitors drive: the emulator's parts, each optional so a
@@ -142,10 +148,10 @@ impl Hub {
         };
         for s in lock(&self.subscribers).iter() {
             let mut q = lock(&s.queue);
-            if q.len() >= EVENT_QUEUE_MAX {
-                q.pop_front();
+            if q.events.len() >= EVENT_QUEUE_MAX {
+                q.events.pop_front();
             }
-            q.push_back(e.clone());
+            q.events.push_back(e.clone());
             drop(q);
             // Non-blocking; a full pipe already means "wake up".
             let _ = rustix::io::write(&s.wake, &[1]);
@@ -157,9 +163,9 @@ impl Hub {
             rustix::pipe::PipeFlags::CLOEXEC | rustix::pipe::PipeFlags::NONBLOCK,
         )?;
         let s = Arc::new(Subscriber {
-            queue: Mutex::new(VecDeque::new()),
+            queue: Mutex::new(Outbox::default()),
+            written: Condvar::new(),
             wake: w,
-            writing: AtomicBool::new(false),
         });
         lock(&self.subscribers).push(s.clone());
         Ok((s, r))
@@ -167,21 +173,33 @@ impl Hub {
 
     fn unsubscribe(&self, s: &Arc<Subscriber>) {
         lock(&self.subscribers).retain(|x| !Arc::ptr_eq(x, s));
+        // Nothing will be written for it any more.
+        let mut q = lock(&s.queue);
+        q.events.clear();
+        q.writing = false;
+        s.written.notify_all();
     }
 
-    /// Waits (at most `limit`) until every connected client has been sent
-    /// every event emitted so far — e.g. SHUTDOWN before the process exits,
-    /// as QEMU sends it. A client that stops reading only costs the limit.
-    pub fn wait_delivered(&self, limit: Duration) {
-        let deadline = Instant::now() + limit;
-        loop {
-            let pending = lock(&self.subscribers)
-                .iter()
-                .any(|s| s.writing.load(Ordering::Acquire) || !lock(&s.queue).is_empty());
-            if !pending || Instant::now() >= deadline {
-                return;
+    /// Waits (at most `timeout` in all) until every connected client has
+    /// been sent the events emitted so far; used before the emulator
+    /// exits, so a `quit`'s SHUTDOWN reaches the clients as with QEMU. A
+    /// client that does not read only costs the timeout.
+    pub fn flush(&self, timeout: Duration) {
+        let deadline = Instant::now() + timeout;
+        let subs: Vec<Arc<Subscriber>> = lock(&self.subscribers).clone();
+        for s in subs {
+            let mut q = lock(&s.queue);
+            while !q.events.is_empty() || q.writing {
+                let left = deadline.saturating_duration_since(Instant::now());
+                if left.is_zero() {
+                    return;
+                }
+                q = s
+                    .written
+                    .wait_timeout(q, left)
+                    .unwrap_or_else(|e| e.into_inner())
+                    .0;
             }
-            std::thread::sleep(Duration::from_millis(1));
         }
     }
 }
@@ -386,14 +404,23 @@ fn converse(
         if wake_ready {
             let mut drain = [0u8; 64];
             while matches!(rustix::io::read(wake, &mut drain), Ok(n) if n > 0) {}
-            sub.writing.store(true, Ordering::Release);
-            let events: Vec<Event> = lock(&sub.queue).drain(..).collect();
-            let written = events
-                .iter()
-                .filter_map(|e| session.event(e))
-                .try_for_each(|line| write_all(output, &line));
-            sub.writing.store(false, Ordering::Release);
-            written?;
+            let events: Vec<Event> = {
+                let mut q = lock(&sub.queue);
+                q.writing = true;
+                q.events.drain(..).collect()
+            };
+            let mut result = Ok(());
+            for e in &events {
+                if let Some(line) = session.event(e) {
+                    result = write_all(output, &line);
+                    if result.is_err() {
+                        break;
+                    }
+                }
+            }
+            lock(&sub.queue).writing = false;
+            sub.written.notify_all();
+            result?;
         }
         if !input_ready {
             continue;

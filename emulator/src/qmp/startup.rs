@@ -1,8 +1,9 @@
 //! Start-up wiring of chardevs and monitors (`-chardev`, `-serial`,
 //! `-mon`, `-qmp`), in two steps around building the machine:
 //!
-//! 1. [`prepare`] (after the sandbox is entered, before the machine is
-//!    built): opens each `-chardev` (file chardevs through the single open
+//! 0. [`serial_port`]: the registry and the UART's writer, nothing opened.
+//! 1. [`prepare`] (after the sandbox is entered and the machine's own
+//!    files are open, before the machine is built): opens each `-chardev` (file chardevs through the single open
 //!    entry; sockets from `fd=N`, socket activation, or — for `path=` — the
 //!    broker's `[[listen]]` socket found by `fds::inherited::find_listener`;
 //!    only with no hook and `-sandbox off` does the emulator bind a path
@@ -18,6 +19,7 @@ use std::io;
 use std::os::fd::OwnedFd;
 use std::sync::Arc;
 use std::thread::JoinHandle;
+use std::time::Duration;
 
 use crate::chardev::registry::SerialWriter;
 use crate::chardev::{ChardevOutput, Chardevs, SocketOutput, SERIAL0};
@@ -29,7 +31,7 @@ use crate::fds::inherited::InheritedFds;
 use crate::fds::open::Opener;
 use crate::machine::MachineControl;
 
-use super::backend::forward_events;
+use super::backend::{forward_events, EventForwarder};
 use super::server::{self, Hub, HubParts, Monitor, Transport};
 
 #[derive(Debug, thiserror::Error)]
@@ -90,19 +92,21 @@ pub enum StartupError {
 /// What [`prepare`] readied.
 pub struct Prepared {
     pub chardevs: Arc<Chardevs>,
-    serial: Option<SerialWriter>,
     monitors: Vec<Transport>,
 }
 
-impl Prepared {
-    /// The UART's output (for `MachineFiles::serial`); a second call
-    /// returns a writer on the same port.
-    pub fn take_serial(&self) -> SerialWriter {
-        match &self.serial {
-            Some(w) => w.clone(),
-            None => SerialWriter::disconnected(),
-        }
-    }
+/// The chardev registry and the UART's writer, before anything is
+/// opened: the port follows the serial's chardev id (`serial0` for a
+/// legacy `-serial`, else ID of `-serial chardev:ID`) and attaches when
+/// [`prepare`] (or later a monitor) adds that chardev.
+pub fn serial_port(cfg: &MachineConfig) -> (Arc<Chardevs>, SerialWriter) {
+    let chardevs = Chardevs::new();
+    let id = match &cfg.serial {
+        SerialConfig::Chardev(id) => id.as_str(),
+        _ => SERIAL0,
+    };
+    let writer = chardevs.serial_port(id);
+    (chardevs, writer)
 }
 
 /// A socket chardev's fd, connected or listening (`listen()` applied).
@@ -215,8 +219,8 @@ pub fn prepare(
     cfg: &MachineConfig,
     opener: &Opener,
     inherited: &mut InheritedFds,
+    chardevs: Arc<Chardevs>,
 ) -> Result<Prepared, StartupError> {
-    let chardevs = Chardevs::new();
     let registry = |id: &str| {
         let id = id.to_string();
         move |source| StartupError::Registry { id, source }
@@ -244,10 +248,10 @@ pub fn prepare(
     {
         return Err(StartupError::NoSuchChardev(m.chardev.clone()));
     }
-    // The UART. QEMU names the chardev of a legacy -serial `serial0`;
-    // with no -serial it is a null chardev here, so `chardev-change
-    // serial0` always has a target.
-    let serial_id = match &cfg.serial {
+    // The UART's chardev. QEMU names the chardev of a legacy -serial
+    // `serial0`; with no -serial it is a null chardev here, so
+    // `chardev-change serial0` always has a target.
+    match &cfg.serial {
         SerialConfig::Chardev(id) => {
             if !chardevs.contains(id) {
                 eprintln!(
@@ -255,7 +259,6 @@ pub fn prepare(
                      is discarded until a monitor's chardev-add creates '{id}'"
                 );
             }
-            id.clone()
         }
         other => {
             let out = match other {
@@ -273,47 +276,37 @@ pub fn prepare(
                 _ => ChardevOutput::Null,
             };
             chardevs.add(SERIAL0, out).map_err(registry(SERIAL0))?;
-            SERIAL0.to_string()
         }
-    };
-    let serial = chardevs.serial_port(&serial_id);
-    Ok(Prepared {
-        chardevs,
-        serial: Some(serial),
-        monitors,
-    })
+    }
+    Ok(Prepared { chardevs, monitors })
 }
 
-/// The running monitors (step 2's result).
-pub struct Started {
+/// The running monitors (their threads run until the process ends).
+pub struct Monitors {
     hub: Arc<Hub>,
-    forwarder: JoinHandle<()>,
-    /// The monitor threads; they run until the process ends.
-    pub monitors: Vec<JoinHandle<()>>,
+    forwarder: EventForwarder,
+    _threads: Vec<JoinHandle<()>>,
 }
 
-impl Started {
-    /// Before the process exits: lets every machine event emitted so far
-    /// (the SHUTDOWN of a `quit`, say) reach the connected clients, as
-    /// QEMU sends it before exiting. Call after the machine has ended and
-    /// after [`MachineControl::close_events`]; waits at most `limit` in all.
-    pub fn deliver_pending_events(self, limit: std::time::Duration) {
-        let deadline = std::time::Instant::now() + limit;
-        while !self.forwarder.is_finished() && std::time::Instant::now() < deadline {
-            std::thread::sleep(std::time::Duration::from_millis(1));
-        }
-        self.hub
-            .wait_delivered(deadline.saturating_duration_since(std::time::Instant::now()));
+/// How long exiting waits for clients to be sent the last events.
+const EXIT_FLUSH: Duration = Duration::from_secs(2);
+
+impl Monitors {
+    /// Once the machine has ended: forward its last events (SHUTDOWN) and
+    /// give each client up to [`EXIT_FLUSH`] in all to be sent them.
+    pub fn finish(self) {
+        self.forwarder.finish();
+        self.hub.flush(EXIT_FLUSH);
     }
 }
 
-/// Step 2: the event forwarder and one thread per monitor.
+/// Step 2.
 pub fn start(
     prepared: Prepared,
     cfg: &MachineConfig,
     control: &MachineControl,
     opener: &Opener,
-) -> Result<Started, StartupError> {
+) -> Result<Monitors, StartupError> {
     let hub = Hub::new(HubParts {
         name: cfg.name.clone(),
         machine: Some(Arc::new(control.clone())),
@@ -321,13 +314,13 @@ pub fn start(
         chardevs: Some(prepared.chardevs),
     });
     let forwarder = forward_events(control, hub.clone()).map_err(StartupError::Thread)?;
-    let mut monitors = Vec::new();
+    let mut threads = Vec::new();
     for t in prepared.monitors {
-        monitors.push(server::spawn(hub.clone(), Monitor::new(), t).map_err(StartupError::Thread)?);
+        threads.push(server::spawn(hub.clone(), Monitor::new(), t).map_err(StartupError::Thread)?);
     }
-    Ok(Started {
+    Ok(Monitors {
         hub,
         forwarder,
-        monitors,
+        _threads: threads,
     })
 }

@@ -14,6 +14,7 @@
 //! 6. run until the machine ends and return its exit status.
 
 pub mod files;
+pub mod mode;
 mod sys;
 
 use std::ffi::OsString;
@@ -21,7 +22,6 @@ use std::sync::Arc;
 
 use openhook_sandbox::{Mode, Needs, Profile, ThreadKind};
 
-use crate::config::SandboxSetting;
 use crate::devices::virtio::blk;
 use crate::fds::inherited;
 use crate::fds::open::{HookOpen, Opener};
@@ -30,9 +30,6 @@ use crate::qmp;
 
 /// Syscalls of this module's own threads (the signal thread).
 pub const SYSCALLS: &[i64] = &[libc::SYS_rt_sigtimedwait, libc::SYS_rt_sigprocmask];
-
-/// How long, at most, the monitors get to send the last events.
-const EVENT_DELIVERY_LIMIT: std::time::Duration = std::time::Duration::from_secs(1);
 
 /// Exit status for a start-up failure (QEMU's).
 pub const EXIT_STARTUP: i32 = 1;
@@ -43,12 +40,8 @@ fn fail(msg: impl std::fmt::Display) -> i32 {
 }
 
 /// What the sandbox must allow: the main/monitor threads' needs, and the
-/// narrower vCPU filter.
-pub fn sandbox_profile(setting: SandboxSetting) -> Profile {
-    let mode = match setting {
-        SandboxSetting::On => Mode::Require,
-        SandboxSetting::Off => Mode::Off,
-    };
+/// narrower vCPU filter. `mode` comes from [`mode::effective_mode`].
+pub fn sandbox_profile(mode: Mode) -> Profile {
     let mut profile = Profile::new(mode);
     profile.main = Needs::default()
         .with(syscalls::SYSCALLS, syscalls::KVM_IOCTLS)
@@ -101,7 +94,12 @@ pub fn main_with_args(args: Vec<OsString>) -> i32 {
     }
 
     // 3. Sandbox.
-    let report = match openhook_sandbox::enter(&sandbox_profile(config.sandbox)) {
+    let launcher_mode = std::env::var(openhook_sandbox::MODE_ENV).ok();
+    let mode = match mode::effective_mode(config.sandbox, launcher_mode.as_deref()) {
+        Ok(m) => m,
+        Err(e) => return fail(format!("sandbox: {e}")),
+    };
+    let report = match openhook_sandbox::enter(&sandbox_profile(mode)) {
         Ok(r) => r,
         Err(e) => return fail(format!("sandbox: {e}")),
     };
@@ -118,20 +116,17 @@ pub fn main_with_args(args: Vec<OsString>) -> i32 {
     if let Err(e) = opener.add_claimed(std::mem::take(&mut inherited_fds.add_fds)) {
         return fail(format!("-add-fd: {e}"));
     }
-    // The machine's own files first, so a refused drive fails start-up
-    // before any chardev or serial file is created.
-    let (mut files, _keep_open) =
-        match files::open_machine_files(&opener, &config, Box::new(std::io::sink())) {
-            Ok(f) => f,
-            Err(e) => return fail(e),
-        };
-    // Chardevs, the UART's output and the monitors' sockets (a wait=on
-    // monitor blocks here until its first client connects).
-    let prepared = match qmp::startup::prepare(&config, &opener, &mut inherited_fds) {
+    let (chardevs, serial) = qmp::startup::serial_port(&config);
+    let (files, _keep_open) = match files::open_machine_files(&opener, &config, Box::new(serial)) {
+        Ok(f) => f,
+        Err(e) => return fail(e),
+    };
+    // Chardevs (the UART's among them) and the monitors' sockets; a
+    // wait=on monitor blocks here until its first client connects.
+    let prepared = match qmp::startup::prepare(&config, &opener, &mut inherited_fds, chardevs) {
         Ok(p) => p,
         Err(e) => return fail(e),
     };
-    files.serial = Box::new(prepared.take_serial());
 
     // 5. Machine, monitors, signals.
     let mut machine = match Machine::build(&config, files) {
@@ -162,9 +157,8 @@ pub fn main_with_args(args: Vec<OsString>) -> i32 {
 
     // 6. Run.
     let reason = machine.run();
-    // QEMU sends SHUTDOWN (and whatever came before) before it exits.
-    control.close_events();
-    monitors.deliver_pending_events(EVENT_DELIVERY_LIMIT);
+    // The clients get the machine's last events (SHUTDOWN) before we exit.
+    monitors.finish();
     match &reason {
         ExitReason::GuestCrash(msg) => eprintln!("openhook-emulator: guest crashed: {msg}"),
         ExitReason::HostError(msg) => eprintln!("openhook-emulator: {msg}"),
