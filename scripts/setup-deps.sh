@@ -34,3 +34,7 @@ if ! python3 -c "import qemu.qmp, importlib.metadata as m; assert m.version('qem
   python3 -m pip install -q "qemu.qmp==$QEMU_QMP_VERSION" 2>/dev/null ||
     python3 -m pip install -q --break-system-packages "qemu.qmp==$QEMU_QMP_VERSION"
 fi
+
+# A Debian cloud kernel's uncompressed vmlinux for the -kernel test
+# (tests/tests/emulator_linux.rs); see the script for why the ELF.
+"$(dirname "$0")/fetch-test-kernel.sh"
