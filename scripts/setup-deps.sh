@@ -38,3 +38,9 @@ fi
 # A Debian cloud kernel's uncompressed vmlinux for the -kernel test
 # (tests/tests/emulator_linux.rs); see the script for why the ELF.
 "$(dirname "$0")/fetch-test-kernel.sh"
+
+# cargo-fuzz drives the fuzz targets of tests/fuzz (scripts/fuzz.sh, docs/fuzzing.md).
+CARGO_FUZZ_VERSION=0.13.1
+if ! cargo fuzz --version 2>/dev/null | grep -qx "cargo-fuzz $CARGO_FUZZ_VERSION"; then
+  cargo install cargo-fuzz --version "$CARGO_FUZZ_VERSION" --locked
+fi
