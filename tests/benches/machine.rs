@@ -4,11 +4,19 @@
 //! - launch → first serial byte and launch → exit for the standard
 //!   firmware (median of RUNS), peak RSS (VmHWM, sampled until exit);
 //! - guest sequential write and read of a 64 MiB disk in 1 MiB requests
-//!   (bench firmware), timed on the host from the serial lines.
+//!   (bench firmware), timed on the host from the serial lines; TP_RUNS
+//!   runs per machine, the machines taking turns, medians compared.
 //!
-//! Run: `cargo build --release -p openhook-emulator && cargo bench -p
-//! openhook-tests --bench machine`. Ours runs with `-sandbox off` and no
-//! broker (add the broker's start-up on top).
+//! Our emulator is measured twice: `openhook-emulator` alone with
+//! `-sandbox off` (no broker), and as deployed, `openhook-broker --policy P
+//! -- openhook-emulator ...` with a policy allowing exactly `/dev/kvm`, the
+//! firmware and the disk, and the default sandbox (`require`): the times
+//! then include the broker's start-up, the brokered opens and the
+//! sandbox; peak RSS is given for the broker and the emulator separately.
+//! At the end it prints our/QEMU ratios against issue 4's goals.
+//!
+//! Run: `cargo build --release -p openhook-emulator -p openhook-broker &&
+//! cargo bench -p openhook-tests --bench machine`.
 
 #![allow(clippy::disallowed_methods)]
 
@@ -22,13 +30,31 @@ use std::time::{Duration, Instant};
 use openhook_tests::fw::{self, FwMachine};
 
 const RUNS: usize = 5;
+/// Throughput runs per machine, alternated between the machines.
+const TP_RUNS: usize = 3;
 
 struct Timed {
     first_byte: Option<Duration>,
     exit: Duration,
     lines: Vec<(Duration, String)>,
     peak_rss_kib: u64,
+    /// Peak VmHWM of the child's children (the emulator under the broker).
+    child_rss_kib: u64,
     code: Option<i32>,
+}
+
+/// Pids of the children of every thread of `pid`.
+fn children(pid: u32) -> Vec<u32> {
+    let Ok(tasks) = std::fs::read_dir(format!("/proc/{pid}/task")) else {
+        return Vec::new();
+    };
+    let mut out = Vec::new();
+    for t in tasks.flatten() {
+        if let Ok(s) = std::fs::read_to_string(t.path().join("children")) {
+            out.extend(s.split_whitespace().filter_map(|p| p.parse::<u32>().ok()));
+        }
+    }
+    out
 }
 
 fn vm_hwm(pid: u32) -> Option<u64> {
@@ -53,12 +79,18 @@ fn timed(mut cmd: Command) -> Timed {
         }
     });
     let mut peak = 0;
+    let mut child_peak = 0;
     let status = loop {
         if let Some(s) = child.try_wait().unwrap() {
             break s;
         }
         if let Some(h) = vm_hwm(pid) {
             peak = peak.max(h);
+        }
+        for c in children(pid) {
+            if let Some(h) = vm_hwm(c) {
+                child_peak = child_peak.max(h);
+            }
         }
         std::thread::sleep(Duration::from_millis(2));
     };
@@ -70,6 +102,7 @@ fn timed(mut cmd: Command) -> Timed {
         exit,
         lines,
         peak_rss_kib: peak,
+        child_rss_kib: child_peak,
         code: status.code(),
     }
 }
@@ -88,6 +121,34 @@ fn args(m: &FwMachine) -> Vec<OsString> {
 fn ours(m: &FwMachine) -> Command {
     let mut c = Command::new(openhook_tests::bin("openhook-emulator"));
     c.arg("-sandbox").arg("off").args(args(m));
+    c
+}
+
+/// `openhook-broker --policy P -- openhook-emulator ARGS`, P allowing
+/// `/dev/kvm`, the firmware and the machine's disks (default sandbox mode,
+/// `require`). The policy is written beside the first disk.
+fn brokered(m: &FwMachine) -> Command {
+    let mut policy = format!(
+        "version = 1\n\
+         [[allow]]\npath = \"/dev/kvm\"\naccess = \"rw\"\ntypes = [\"char\"]\n\
+         [[allow]]\npath = \"{}\"\naccess = \"r\"\n",
+        m.bios.display()
+    );
+    for d in &m.drives {
+        let access = if d.readonly { "r" } else { "rw" };
+        policy.push_str(&format!(
+            "[[allow]]\npath = \"{}\"\naccess = \"{access}\"\n",
+            d.file.display()
+        ));
+    }
+    let file = m.drives[0].file.with_extension("policy.toml");
+    std::fs::write(&file, policy).unwrap();
+    let mut c = Command::new(openhook_tests::bin("openhook-broker"));
+    c.arg("--policy")
+        .arg(file)
+        .arg("--")
+        .arg(openhook_tests::bin("openhook-emulator"))
+        .args(args(m));
     c
 }
 
@@ -110,11 +171,21 @@ fn at(t: &Timed, prefix: &str) -> Duration {
         .unwrap_or_else(|| panic!("no line {prefix:?}"))
 }
 
-fn boot(name: &str, make: &dyn Fn(&FwMachine) -> Command, dir: &Path) {
+/// Medians of launch → first byte and launch → exit; peak RSS (KiB) of the
+/// launched process and of its child (the emulator under the broker).
+struct Boot {
+    first: Duration,
+    exit: Duration,
+    rss_kib: u64,
+    child_rss_kib: u64,
+}
+
+fn boot(name: &str, make: &dyn Fn(&FwMachine) -> Command, dir: &Path) -> Boot {
     let disk = dir.join(format!("{name}-disk.img"));
     let mut first = Vec::new();
     let mut exit = Vec::new();
     let mut rss = 0;
+    let mut child_rss = 0;
     for _ in 0..RUNS {
         fw::prepare_disk(&disk, fw::DISK_SECTORS).unwrap();
         let m = FwMachine::new(fw::image(fw::IMAGE), dir.join("unused")).drive(disk.clone(), false);
@@ -123,16 +194,30 @@ fn boot(name: &str, make: &dyn Fn(&FwMachine) -> Command, dir: &Path) {
         first.push(t.first_byte.unwrap());
         exit.push(t.exit);
         rss = rss.max(t.peak_rss_kib);
+        child_rss = child_rss.max(t.child_rss_kib);
     }
+    let b = Boot {
+        first: median(first),
+        exit: median(exit),
+        rss_kib: rss,
+        child_rss_kib: child_rss,
+    };
+    let child = if child_rss > 0 {
+        format!(" (its child {:.1} MiB)", child_rss as f64 / 1024.0)
+    } else {
+        String::new()
+    };
     println!(
-        "{name:<18} launch→first serial byte {:>8.1} ms   launch→exit {:>8.1} ms   peak RSS {:>6.1} MiB",
-        median(first).as_secs_f64() * 1e3,
-        median(exit).as_secs_f64() * 1e3,
+        "{name:<18} launch→first serial byte {:>8.1} ms   launch→exit {:>8.1} ms   peak RSS {:>6.1} MiB{child}",
+        b.first.as_secs_f64() * 1e3,
+        b.exit.as_secs_f64() * 1e3,
         rss as f64 / 1024.0
     );
+    b
 }
 
-fn throughput(name: &str, make: &dyn Fn(&FwMachine) -> Command, dir: &Path) {
+/// Write and read MiB/s.
+fn throughput(name: &str, make: &dyn Fn(&FwMachine) -> Command, dir: &Path) -> (f64, f64) {
     let disk = dir.join(format!("{name}-bench.img"));
     std::fs::write(&disk, vec![0u8; 64 << 20]).unwrap();
     let m = FwMachine::new(fw::image(fw::BENCH_IMAGE), dir.join("unused")).drive(disk, false);
@@ -144,14 +229,28 @@ fn throughput(name: &str, make: &dyn Fn(&FwMachine) -> Command, dir: &Path) {
     );
     let w = at(&t, "bench: write done") - at(&t, "bench: write start");
     let r = at(&t, "bench: read done") - at(&t, "bench: read start");
+    let child = if t.child_rss_kib > 0 {
+        format!(" (its child {:.1} MiB)", t.child_rss_kib as f64 / 1024.0)
+    } else {
+        String::new()
+    };
     println!(
-        "{name:<18} 64 MiB in 1 MiB requests: write {:>7.1} MiB/s ({:.0} ms)   read {:>7.1} MiB/s ({:.0} ms)   run {:.0} ms, peak RSS {:.1} MiB",
+        "{name:<18} 64 MiB in 1 MiB requests: write {:>7.1} MiB/s ({:.0} ms)   read {:>7.1} MiB/s ({:.0} ms)   run {:.0} ms, peak RSS {:.1} MiB{child}",
         64.0 / w.as_secs_f64(),
         w.as_secs_f64() * 1e3,
         64.0 / r.as_secs_f64(),
         r.as_secs_f64() * 1e3,
         t.exit.as_secs_f64() * 1e3,
         t.peak_rss_kib as f64 / 1024.0
+    );
+    (64.0 / w.as_secs_f64(), 64.0 / r.as_secs_f64())
+}
+
+fn ratio_line(what: &str, ours: f64, qemu: f64, goal: &str, met: bool) {
+    println!(
+        "  {what:<44} {:>6.3}  (goal {goal}: {})",
+        ours / qemu,
+        if met { "met" } else { "NOT met" }
     );
 }
 
@@ -167,15 +266,90 @@ fn main() {
         "machine benchmark: {} (median of {RUNS} runs)",
         openhook_tests::bin("openhook-emulator").display()
     );
-    boot("openhook-emulator", &ours, dir.path());
     let q = find_qemu();
-    if let Some(q) = &q {
-        boot("qemu microvm", &|m| qemu(q, m), dir.path());
+    let alone = boot("openhook-emulator", &ours, dir.path());
+    let with_broker = boot("openhook+broker", &brokered, dir.path());
+    let qb = q
+        .as_ref()
+        .map(|q| boot("qemu microvm", &|m| qemu(q, m), dir.path()));
+    let mut tp: [Vec<(f64, f64)>; 3] = [Vec::new(), Vec::new(), Vec::new()];
+    for _ in 0..TP_RUNS {
+        tp[0].push(throughput("openhook-emulator", &ours, dir.path()));
+        tp[1].push(throughput("openhook+broker", &brokered, dir.path()));
+        if let Some(q) = &q {
+            tp[2].push(throughput("qemu microvm", &|m| qemu(q, m), dir.path()));
+        }
     }
-    throughput("openhook-emulator", &ours, dir.path());
-    if let Some(q) = &q {
-        throughput("qemu microvm", &|m| qemu(q, m), dir.path());
-    } else {
+    let (Some(_), Some(qb)) = (&q, qb) else {
         println!("qemu-system-x86_64 not found: no comparison");
+        return;
+    };
+    let med = |v: &[(f64, f64)]| {
+        let mut w: Vec<f64> = v.iter().map(|x| x.0).collect();
+        let mut r: Vec<f64> = v.iter().map(|x| x.1).collect();
+        w.sort_by(f64::total_cmp);
+        r.sort_by(f64::total_cmp);
+        (w[w.len() / 2], r[r.len() / 2])
+    };
+    let (t_alone, t_broker, tq) = (med(&tp[0]), med(&tp[1]), med(&tp[2]));
+    for (name, t) in [
+        ("openhook-emulator", t_alone),
+        ("openhook+broker", t_broker),
+        ("qemu microvm", tq),
+    ] {
+        println!(
+            "{name:<18} median of {TP_RUNS}: write {:>7.1} MiB/s   read {:>7.1} MiB/s",
+            t.0, t.1
+        );
     }
+    let s = |d: Duration| d.as_secs_f64();
+    let ratios = |label: &str, b: &Boot, rss_kib: u64, t: (f64, f64)| {
+        println!("ratios, {label} / qemu microvm (same run):");
+        let first = s(b.first) / s(qb.first);
+        println!("  {:<44} {first:>6.3}", "launch → first serial byte");
+        let exit = s(b.exit) / s(qb.exit);
+        ratio_line(
+            "launch → exit",
+            s(b.exit),
+            s(qb.exit),
+            "<= 0.25",
+            exit <= 0.25,
+        );
+        let rss = rss_kib as f64 / qb.rss_kib as f64;
+        ratio_line(
+            "emulator peak RSS",
+            rss_kib as f64,
+            qb.rss_kib as f64,
+            "<= 0.25",
+            rss <= 0.25,
+        );
+        ratio_line(
+            "disk write throughput (medians)",
+            t.0,
+            tq.0,
+            ">= 1",
+            t.0 >= tq.0,
+        );
+        ratio_line(
+            "disk read throughput (medians)",
+            t.1,
+            tq.1,
+            ">= 1",
+            t.1 >= tq.1,
+        );
+    };
+    ratios("openhook-emulator alone", &alone, alone.rss_kib, t_alone);
+    ratios(
+        "openhook-broker + emulator",
+        &with_broker,
+        with_broker.child_rss_kib,
+        t_broker,
+    );
+    println!(
+        "  {:<44} {:>6.3}  (broker {:.1} MiB + emulator {:.1} MiB)",
+        "broker + emulator peak RSS",
+        (with_broker.rss_kib + with_broker.child_rss_kib) as f64 / qb.rss_kib as f64,
+        with_broker.rss_kib as f64 / 1024.0,
+        with_broker.child_rss_kib as f64 / 1024.0
+    );
 }
