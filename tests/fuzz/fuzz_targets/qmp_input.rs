@@ -27,7 +27,7 @@ use std::sync::Arc;
 
 use libfuzzer_sys::fuzz_target;
 use openhook_emulator::qmp::commands::Ctx;
-use openhook_emulator::qmp::server::FdBatch;
+use openhook_emulator::qmp::server::{FdBatch, HubParts};
 use openhook_emulator::qmp::{Hub, Machine, Monitor, Output, RunStatus, Session};
 use openhook_wire::qmp::Limits;
 use serde_json::Value;
@@ -146,7 +146,11 @@ fn run(input: &[u8], limits: Limits, chunk: usize, fds: u8) -> Run {
     let machine: Arc<dyn Machine> = Arc::new(Stand {
         running: AtomicBool::new(true),
     });
-    let hub = Hub::new(Some("fuzz".into()), Some(machine), None);
+    let hub = Hub::new(HubParts {
+        name: Some("fuzz".into()),
+        machine: Some(machine),
+        ..HubParts::default()
+    });
     let monitor = Monitor::new();
     let mut batch = FdBatch::default();
     let mut session = Session::new(limits);
