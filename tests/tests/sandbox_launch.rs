@@ -344,6 +344,32 @@ fn sandbox_table_user_and_namespaces_reach_the_child() {
 }
 
 #[test]
+fn pid_namespace_makes_the_child_pid_1_of_its_own() {
+    if !rustix::process::geteuid().is_root() {
+        eprintln!("skipping: creating namespaces needs a root broker");
+        return;
+    }
+    let dir = tempfile::tempdir().expect("tempdir");
+    let policy = write_policy(dir.path(), "namespaces = [\"pid\"]");
+    let mut b = broker(&policy);
+    wait_ready(&mut b);
+    let broker_pid = b.id();
+    let child = broker_child(broker_pid);
+    // NSpid lists the pid in each namespace, outermost first: the child is
+    // pid 1 of a namespace of its own.
+    let nspid = status_field(child, "NSpid:");
+    assert_eq!(nspid, format!("{child}\t1"), "NSpid of the child");
+    assert_ne!(
+        fs::read_link(format!("/proc/{child}/ns/pid")).expect("ns"),
+        fs::read_link(format!("/proc/{broker_pid}/ns/pid")).expect("ns"),
+        "pid namespace not new"
+    );
+    // The rest of the hardening still ran, and the exit status comes back.
+    assert_eq!(status_field(child, "NoNewPrivs:"), "1");
+    assert_eq!(finish(b).code(), Some(0));
+}
+
+#[test]
 fn an_unknown_sandbox_user_stops_the_launch() {
     let dir = tempfile::tempdir().expect("tempdir");
     let policy = write_policy(dir.path(), "user = \"no-such-user-openhook\"");

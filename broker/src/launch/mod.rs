@@ -72,12 +72,18 @@ where
     }
     let shutdown = child.hook.try_clone().map_err(LaunchError::Dup)?;
     let hook = child.hook;
+    let shutdown = &shutdown;
     std::thread::scope(|scope| {
         let pid = child.pid.as_raw_nonzero().get();
-        scope.spawn(move || serve(hook, pid));
+        scope.spawn(move || {
+            serve(hook, pid);
+            // `serve` closed its fd, but our duplicate keeps the socket
+            // open: shut it down so the child sees the connection closed.
+            let _ = rustix::net::shutdown(shutdown, rustix::net::Shutdown::Both);
+        });
         let exit = signals::supervise(child.pid).map_err(LaunchError::Wait);
         // Ends a serve loop still blocked in recvmsg or sendmsg.
-        let _ = rustix::net::shutdown(&shutdown, rustix::net::Shutdown::Both);
+        let _ = rustix::net::shutdown(shutdown, rustix::net::Shutdown::Both);
         exit
     })
 }

@@ -33,6 +33,10 @@ pub struct LaunchSpec<'a> {
     /// [`super::hardening::sandbox_policy`]). Mode `off` still closes
     /// undeclared fds and scrubs the environment, and says so on stderr.
     pub sandbox: SandboxPolicy,
+    /// A socket activation to hand on: its fds must be among `declared`
+    /// at their numbers; the child gets `LISTEN_FDS`/`LISTEN_FDNAMES` as
+    /// given and `LISTEN_PID` = its own pid.
+    pub activation: Option<crate::activation::Activation>,
 }
 
 /// Why the program could not be started.
@@ -189,11 +193,22 @@ pub fn spawn(spec: &LaunchSpec<'_>) -> Result<Spawned, SpawnError> {
         OsString::from(openhook_sandbox::MODE_ENV),
         OsString::from(spec.sandbox.mode.to_string()),
     );
+    let mut extra = vec![mode_env];
+    if let Some(a) = &spec.activation {
+        extra.push(("LISTEN_FDS".into(), a.count.to_string().into()));
+        if let Some(names) = &a.names {
+            extra.push(("LISTEN_FDNAMES".into(), names.clone()));
+        }
+    }
     let env: Vec<OsString> = pre
         .env()
         .iter()
-        .filter(|(k, _)| k != openhook_sandbox::MODE_ENV)
-        .chain(std::iter::once(&mode_env))
+        .filter(|(k, _)| {
+            k != openhook_sandbox::MODE_ENV
+                && !["LISTEN_PID", "LISTEN_FDS", "LISTEN_FDNAMES"]
+                    .contains(&k.to_str().unwrap_or(""))
+        })
+        .chain(extra.iter())
         .map(|(k, v)| {
             let mut e = k.clone();
             e.push("=");
@@ -203,6 +218,9 @@ pub fn spawn(spec: &LaunchSpec<'_>) -> Result<Spawned, SpawnError> {
         .collect();
     let env: Vec<&OsStr> = env.iter().map(|e| e.as_os_str()).collect();
     plan.set_env(&env).map_err(SpawnError::Args)?;
+    if spec.activation.is_some() {
+        plan.add_listen_pid();
+    }
     if let Some(fd) = pre.reserved_fd().filter(|&fd| plan.is_target(fd)) {
         // prepare() places it above every kept fd; a target here is a bug.
         return Err(SpawnError::Sandbox(SandboxError::PreExec(format!(

@@ -122,6 +122,37 @@ pub struct ExecPlan {
     /// Its write end, above every target, close-on-exec; the hardening
     /// keeps it open so a failed `execve` can still be reported.
     report_w: OwnedFd,
+    /// `LISTEN_PID=<child pid>`: an envp entry the child fills in after
+    /// the fork, when an activation is handed on ([`ExecPlan::add_listen_pid`]).
+    listen_pid: Option<Box<[u8; LISTEN_PID_BUF]>>,
+}
+
+const LISTEN_PID_PREFIX: &[u8] = b"LISTEN_PID=";
+/// The prefix, at most 10 digits and the NUL.
+const LISTEN_PID_BUF: usize = 32;
+
+/// Writes `LISTEN_PID=<pid>` and a NUL into `buf` (no allocation: called
+/// in the child between fork and exec).
+fn write_listen_pid(buf: &mut [u8; LISTEN_PID_BUF], pid: libc::pid_t) {
+    buf[..LISTEN_PID_PREFIX.len()].copy_from_slice(LISTEN_PID_PREFIX);
+    let mut digits = [0u8; 12];
+    let mut n = pid.unsigned_abs();
+    let mut len = 0;
+    loop {
+        // n % 10 < 10: the cast cannot truncate.
+        digits[len] = b'0' + u8::try_from(n % 10).unwrap_or(0);
+        len += 1;
+        n /= 10;
+        if n == 0 || len == digits.len() {
+            break;
+        }
+    }
+    let mut at = LISTEN_PID_PREFIX.len();
+    for d in digits[..len].iter().rev() {
+        buf[at] = *d;
+        at += 1;
+    }
+    buf[at] = 0;
 }
 
 /// The sandbox's child steps, in the order the status pipe encodes them
@@ -213,7 +244,21 @@ impl ExecPlan {
             empty_mask: empty_sigset()?,
             report_r,
             report_w,
+            listen_pid: None,
         })
+    }
+
+    /// Adds a `LISTEN_PID` entry to the environment (after [`set_env`]),
+    /// holding the child's own pid: the child writes it after the fork.
+    ///
+    /// [`set_env`]: ExecPlan::set_env
+    pub fn add_listen_pid(&mut self) {
+        let mut buf = Box::new([0u8; LISTEN_PID_BUF]);
+        write_listen_pid(&mut buf, 0);
+        // The terminating null stays last.
+        let at = self.envp_ptrs.len().saturating_sub(1);
+        self.envp_ptrs.insert(at, buf.as_ptr().cast());
+        self.listen_pid = Some(buf);
     }
 
     /// The child's environment, as `KEY=VALUE` entries.
@@ -224,6 +269,7 @@ impl ExecPlan {
             .collect::<io::Result<Vec<_>>>()?;
         self.envp_ptrs = null_terminated(&envp);
         self._envp = envp;
+        self.listen_pid = None;
         Ok(())
     }
 
@@ -313,10 +359,14 @@ fn errno() -> i32 {
 pub fn fork_exec(mut plan: ExecPlan, hardening: &PreExec) -> Result<Pid, ForkExecError> {
     let report_raw = plan.report_w.as_raw_fd();
 
-    // SAFETY: the broker is single-threaded here (documented contract of
-    // this module), and the child only runs `child_main`, which is
-    // async-signal-safe and never returns.
-    let pid = unsafe { libc::fork() };
+    let pid = if hardening.new_pid_namespace() {
+        clone_into_new_pid_namespace()
+    } else {
+        // SAFETY: the broker is single-threaded here (documented contract
+        // of this module), and the child only runs `child_main`, which is
+        // async-signal-safe and never returns.
+        unsafe { libc::fork() }
+    };
     if pid < 0 {
         return Err(parent_err("fork")(io::Error::last_os_error()));
     }
@@ -329,6 +379,39 @@ pub fn fork_exec(mut plan: ExecPlan, hardening: &PreExec) -> Result<Pid, ForkExe
     drop(report_w);
     let child = Pid::from_raw(pid).ok_or_else(|| parent_err("fork")(io::Error::other("pid 0")))?;
     read_report(report_r, child)
+}
+
+/// `fork`, but the child is pid 1 of a new pid namespace. `clone3` rather
+/// than `unshare(CLONE_NEWPID)` in the broker: after that unshare the
+/// kernel refuses to create threads in the broker (its serve thread).
+/// Returns what `fork` would: 0 in the child, the child's pid (in the
+/// broker's namespace) in the parent, -1 with errno set on failure.
+fn clone_into_new_pid_namespace() -> libc::pid_t {
+    let args = libc::clone_args {
+        flags: u64::try_from(libc::CLONE_NEWPID).unwrap_or(0),
+        pidfd: 0,
+        child_tid: 0,
+        parent_tid: 0,
+        exit_signal: u64::try_from(libc::SIGCHLD).unwrap_or(0),
+        stack: 0,
+        stack_size: 0,
+        tls: 0,
+        set_tid: 0,
+        set_tid_size: 0,
+        cgroup: 0,
+    };
+    // SAFETY: like `fork` above: no CLONE_VM, so the child gets a copy of
+    // the address space and continues here; the broker is single-threaded
+    // and the child only runs the async-signal-safe `child_main`. `args`
+    // is a valid clone_args of the size passed.
+    let r = unsafe {
+        libc::syscall(
+            libc::SYS_clone3,
+            &args as *const libc::clone_args,
+            std::mem::size_of::<libc::clone_args>(),
+        )
+    };
+    libc::pid_t::try_from(r).unwrap_or(-1)
 }
 
 /// Parent side: EOF on the pipe means `execve` succeeded.
@@ -396,7 +479,7 @@ fn child_main(plan: &mut ExecPlan, hardening: &PreExec, report: RawFd) -> ! {
 // Errors: (step, errno, sandbox step code or 0).
 // ---------------------------------------------------------------------
 fn child_steps(plan: &mut ExecPlan, hardening: &PreExec) -> Result<(), (ChildStep, i32, i32)> {
-    base_steps(plan).map_err(|(step, errno)| (step, errno, 0))?;
+    base_steps(plan, hardening.new_pid_namespace()).map_err(|(step, errno)| (step, errno, 0))?;
     // 5. Sandbox pre-exec hardening (async-signal-safe: raw syscalls on
     //    data prepared before the fork): rlimits, namespaces, user switch,
     //    no_new_privs, capabilities, exec Landlock domain, and close_range
@@ -410,7 +493,7 @@ fn child_steps(plan: &mut ExecPlan, hardening: &PreExec) -> Result<(), (ChildSte
     })
 }
 
-fn base_steps(plan: &mut ExecPlan) -> Result<(), (ChildStep, i32)> {
+fn base_steps(plan: &mut ExecPlan, new_pid_ns: bool) -> Result<(), (ChildStep, i32)> {
     // 1. Signals: the broker blocks SIGINT/SIGTERM/SIGCHLD and Rust ignores
     //    SIGPIPE; neither may leak into the program.
     // SAFETY: `empty_mask` is an initialised sigset_t; sigprocmask is
@@ -429,8 +512,12 @@ fn base_steps(plan: &mut ExecPlan) -> Result<(), (ChildStep, i32)> {
     if unsafe { libc::prctl(libc::PR_SET_PDEATHSIG, libc::SIGKILL, 0, 0, 0) } != 0 {
         return Err((ChildStep::ParentDeath, errno()));
     }
+    // In a new pid namespace the broker is outside it and getppid() is 0
+    // while the broker lives; the window before PDEATHSIG is armed then
+    // goes unchecked (the broker is blocked reading the report pipe).
+    let expected_parent = if new_pid_ns { 0 } else { plan.parent };
     // SAFETY: getppid has no preconditions.
-    if unsafe { libc::getppid() } != plan.parent {
+    if unsafe { libc::getppid() } != expected_parent {
         return Err((ChildStep::ParentDeath, libc::ESRCH));
     }
 
@@ -466,6 +553,13 @@ fn base_steps(plan: &mut ExecPlan) -> Result<(), (ChildStep, i32)> {
         first = kept.saturating_add(1);
     }
     mark_cloexec(first, RawFd::MAX)?;
+
+    // 5. A handed-on socket activation names this process: its pid is
+    //    known only now. The buffer's address is already in envp.
+    if let Some(buf) = plan.listen_pid.as_mut() {
+        // SAFETY: getpid has no preconditions.
+        write_listen_pid(buf, unsafe { libc::getpid() });
+    }
     Ok(())
 }
 
@@ -486,6 +580,21 @@ fn mark_cloexec(first: RawFd, last: RawFd) -> Result<(), (ChildStep, i32)> {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn listen_pid_entry() {
+        let mut buf = [0xffu8; LISTEN_PID_BUF];
+        for (pid, want) in [
+            (0, "LISTEN_PID=0"),
+            (7, "LISTEN_PID=7"),
+            (4_194_304, "LISTEN_PID=4194304"),
+            (libc::pid_t::MAX, "LISTEN_PID=2147483647"),
+        ] {
+            write_listen_pid(&mut buf, pid);
+            let end = buf.iter().position(|&b| b == 0).unwrap();
+            assert_eq!(&buf[..end], want.as_bytes());
+        }
+    }
 
     #[test]
     fn sandbox_steps_round_trip_through_the_status_code() {

@@ -15,6 +15,7 @@
 
 pub mod files;
 pub mod mode;
+pub mod reexec;
 mod sys;
 
 use std::ffi::OsString;
@@ -59,9 +60,41 @@ pub fn sandbox_profile(mode: Mode) -> Profile {
     profile
 }
 
+/// The emulator mode that prints the policy it would derive for the rest
+/// of its arguments and exits (used by `openhook-broker
+/// --print-derived-policy`). Opens nothing.
+pub const PRINT_DERIVED_POLICY: &str = "--print-derived-policy";
+
+/// Makes every path in `config` absolute against the current directory,
+/// so the broker (which refuses relative names) sees the same files.
+fn absolutize(config: &mut crate::config::MachineConfig) -> Result<(), crate::cli::CliError> {
+    let cwd = std::env::current_dir().unwrap_or_default();
+    crate::cli::paths::absolutize(config, &cwd)
+}
+
+fn print_derived_policy(args: Vec<OsString>) -> i32 {
+    let mut config = match crate::cli::parse_command_line(args, &[]) {
+        Ok(c) => c,
+        Err(e) => return fail(e),
+    };
+    if let Err(e) = absolutize(&mut config) {
+        return fail(e);
+    }
+    match crate::cli::derived_policy::derive(&config) {
+        Ok(d) => {
+            print!("{}", d.toml);
+            0
+        }
+        Err(e) => fail(e),
+    }
+}
+
 /// Runs the emulator with `args` (without the program name); returns the
 /// process exit status.
 pub fn main_with_args(args: Vec<OsString>) -> i32 {
+    if args.first().is_some_and(|a| a == PRINT_DERIVED_POLICY) {
+        return print_derived_policy(args.into_iter().skip(1).collect());
+    }
     // 1. Command line.
     let activation = match inherited::read_activation() {
         Ok(a) => a,
@@ -71,10 +104,23 @@ pub fn main_with_args(args: Vec<OsString>) -> i32 {
         .as_ref()
         .map(|a| a.fds.clone())
         .unwrap_or_default();
-    let config = match crate::cli::parse_command_line(args, &activated_meta) {
+    let own_args = args.clone();
+    let mut config = match crate::cli::parse_command_line(args, &activated_meta) {
         Ok(c) => c,
         Err(e) => return fail(e),
     };
+    if let Err(e) = absolutize(&mut config) {
+        return fail(e);
+    }
+    // Launched directly with the sandbox on: become the broker (same pid),
+    // which launches the confined emulator. Nothing has been claimed or
+    // opened yet, so every fd we were given is still inheritable.
+    if config.hook_fd.is_none()
+        && config.sandbox == crate::config::SandboxSetting::On
+        && std::env::var_os(openhook_sandbox::MODE_ENV).is_none()
+    {
+        return fail(reexec::exec(&config, &own_args, activation.as_ref()));
+    }
 
     // 2. Inherited fds and signals.
     let activated = match activation

@@ -11,7 +11,8 @@
 //!   connection lives on).
 //! - `with-fds PATH`: a QEMU_OPEN carrying its own stdin fd; prints what
 //!   comes back (`eof` expected).
-//! - `half-then-exit`: sends 5 bytes of a header, starts `sleep 600` holding
+//! - `hold`: sleeps 600 s (the grandchild of `half-then-exit`).
+//! - `half-then-exit`: sends 5 bytes of a header, starts `hold` holding
 //!   the hook fd (prints `grandchild PID`), exits 0 without closing.
 //! - `flood COUNT OKPATH DENIEDPATH`: pipelines COUNT requests alternating
 //!   OKPATH/DENIEDPATH from a writer thread, reads the replies, prints
@@ -104,6 +105,10 @@ fn run(args: &[String], hook_fd: i32) -> Result<(), String> {
     if scenario == "list-fds" {
         return list_fds(&mut out);
     }
+    if scenario == "hold" {
+        std::thread::sleep(std::time::Duration::from_secs(600));
+        return Ok(());
+    }
     let sock = sys::claim_inherited_fd(hook_fd).map_err(|e| format!("hook fd {hook_fd}: {e}"))?;
     let arg = |i: usize| {
         args.get(i)
@@ -133,10 +138,13 @@ fn run(args: &[String], hook_fd: i32) -> Result<(), String> {
         }
         "half-then-exit" => {
             send(&open_frame("/x")?[..5])?;
-            let child = std::process::Command::new("sleep")
-                .arg("600")
+            // Our own binary (the only one the sandbox lets us execute).
+            let me = std::env::args_os().next().ok_or("no argv[0]")?;
+            let child = std::process::Command::new(me)
+                .arg("hold")
                 .stdin(std::process::Stdio::null())
                 .stdout(std::process::Stdio::null())
+                .stderr(std::process::Stdio::null())
                 .spawn()
                 .map_err(|e| e.to_string())?;
             writeln!(out, "grandchild {}", child.id()).map_err(|e| e.to_string())?;
@@ -180,6 +188,16 @@ fn run(args: &[String], hook_fd: i32) -> Result<(), String> {
             let (okp, deniedp) = (arg(2)?, arg(3)?);
             let client = HookClient::new(sock);
             let mut line = String::new();
+            // Warm-up: once an allowed and then a denied request are
+            // answered, the broker has finished starting up (its serve thread
+            // runs) and has closed its copy of the allowed fd (requests are
+            // served in order), so its fd table is settled when the test
+            // counts it. COUNT is even, so the last request is a denied one
+            // too.
+            client
+                .open(Path::new(&okp), libc::O_RDONLY, 0)
+                .map_err(|e| format!("warm-up open: {e}"))?;
+            let _ = client.open(Path::new(&deniedp), libc::O_RDONLY, 0);
             writeln!(out, "ready").map_err(|e| e.to_string())?;
             out.flush().map_err(|e| e.to_string())?;
             std::io::stdin()
