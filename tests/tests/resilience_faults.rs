@@ -430,3 +430,131 @@ fn disk_full_is_an_io_error_to_the_guest_not_a_crash() {
     let _ = v.dir;
     let _ = v.disk;
 }
+
+/// Serves exactly the listed paths (the test's stand-in for a broker whose
+/// death can be staged without PR_SET_PDEATHSIG taking the emulator along).
+struct Exact(Vec<PathBuf>);
+
+impl openhook_wire::hook::Handler for Exact {
+    fn open(
+        &mut self,
+        r: &openhook_wire::hook::OpenRequest<'_>,
+    ) -> Result<std::os::fd::OwnedFd, openhook_wire::Errno> {
+        use std::os::unix::ffi::OsStrExt;
+        if !self.0.iter().any(|p| p.as_os_str().as_bytes() == r.path) {
+            return Err(openhook_wire::Errno::EACCES);
+        }
+        let flags = rustix::fs::OFlags::from_bits_retain(r.flags) | rustix::fs::OFlags::CLOEXEC;
+        rustix::fs::open(
+            Path::new(std::ffi::OsStr::from_bytes(r.path)),
+            flags,
+            rustix::fs::Mode::from_raw_mode(r.mode),
+        )
+        .map_err(|e| {
+            openhook_wire::Errno::from_io_error(&e.into()).unwrap_or(openhook_wire::Errno::EACCES)
+        })
+    }
+}
+
+fn qmp_return(r: &mut impl BufRead) -> serde_json::Value {
+    loop {
+        let mut line = String::new();
+        r.read_line(&mut line).expect("qmp read");
+        let v: serde_json::Value =
+            serde_json::from_str(&line).unwrap_or_else(|e| panic!("qmp line {line:?}: {e}"));
+        if v.get("return").is_some() || v.get("error").is_some() {
+            return v;
+        }
+    }
+}
+
+#[test]
+fn hook_peer_gone_guest_keeps_running_and_qmp_answers() {
+    use std::os::fd::AsRawFd;
+    if !kvm_or_skip("hook_peer_gone") {
+        return;
+    }
+    let dir = tempfile::tempdir().expect("tempdir");
+    let disk = dir.path().join("disk.img");
+    fw::prepare_disk(&disk, fw::DISK_SECTORS).expect("disk");
+    let image = fw::image(fw::IMAGE);
+    let serial = dir.path().join("serial.txt");
+    let m = FwMachine::new(image.clone(), serial.clone()).drive(disk.clone(), false);
+    let (ours, theirs) = rustix::net::socketpair(
+        rustix::net::AddressFamily::UNIX,
+        rustix::net::SocketType::STREAM,
+        rustix::net::SocketFlags::CLOEXEC,
+        None,
+    )
+    .expect("socketpair");
+    let listener =
+        std::os::unix::net::UnixListener::bind(dir.path().join("qmp.sock")).expect("bind");
+    // The child inherits these two: clear close-on-exec for the spawn.
+    rustix::io::fcntl_setfd(&theirs, rustix::io::FdFlags::empty()).expect("setfd");
+    rustix::io::fcntl_setfd(&listener, rustix::io::FdFlags::empty()).expect("setfd");
+    let kill_switch = ours.try_clone().expect("dup");
+    let allowed = vec![
+        PathBuf::from("/dev/kvm"),
+        image,
+        disk.clone(),
+        serial.clone(),
+    ];
+    let server = std::thread::spawn(move || {
+        let _ = openhook_wire::hook::Connection::new(ours).serve(&mut Exact(allowed));
+    });
+    let mut emu = Command::new(bin("openhook-emulator"))
+        .args(m.args())
+        .arg("-S")
+        .arg("-chardev")
+        .arg(format!(
+            "socket,id=mon,fd={},server=on,wait=off",
+            listener.as_raw_fd()
+        ))
+        .args(["-mon", "chardev=mon,mode=control"])
+        .arg("-open-hook-fd")
+        .arg(theirs.as_raw_fd().to_string())
+        .stdin(Stdio::null())
+        .stdout(Stdio::null())
+        .stderr(Stdio::piped())
+        .spawn()
+        .expect("spawn emulator");
+    drop(theirs);
+    drop(listener);
+    let sock =
+        std::os::unix::net::UnixStream::connect(dir.path().join("qmp.sock")).expect("connect");
+    let mut r = BufReader::new(sock.try_clone().expect("clone"));
+    let mut w = sock;
+    w.write_all(b"{\"execute\":\"qmp_capabilities\"}\n")
+        .expect("write");
+    assert!(qmp_return(&mut r).get("return").is_some());
+    w.write_all(b"{\"execute\":\"query-status\"}\n")
+        .expect("write");
+    assert_eq!(qmp_return(&mut r)["return"]["running"], false);
+
+    // The "broker" goes away: its end of the hook socket is shut down and
+    // the serve thread ends, as when the broker process dies.
+    rustix::net::shutdown(&kill_switch, rustix::net::Shutdown::Both).expect("shutdown");
+    server.join().expect("server");
+    drop(kill_switch);
+
+    // QMP still answers, and the guest runs to completion on its files.
+    w.write_all(b"{\"execute\":\"query-status\"}\n")
+        .expect("write");
+    let st = qmp_return(&mut r);
+    assert_eq!(st["return"]["running"], false, "{st}");
+    w.write_all(b"{\"execute\":\"cont\"}\n").expect("write");
+    let status = wait_guarded(&mut emu);
+    let mut stderr = String::new();
+    if let Some(mut e) = emu.stderr.take() {
+        let _ = std::io::Read::read_to_string(&mut e, &mut stderr);
+    }
+    assert_eq!(status.code(), Some(fw::EXIT_PASS), "{status}\n{stderr}");
+    assert_eq!(
+        fs::read_to_string(&serial).unwrap_or_default(),
+        fw::expected_transcript("standard-rw.txt")
+    );
+    assert!(
+        fs::read(&disk).expect("disk") == fw::disk_after_write(fw::DISK_SECTORS),
+        "the guest's writes after the broker left are not on disk"
+    );
+}
