@@ -6,6 +6,10 @@ cd "$(dirname "$0")/.."
 scripts/setup-deps.sh
 export OPENHOOK_REQUIRE_KVM=1
 export OPENHOOK_REQUIRE_QEMU=1
+export OPENHOOK_REQUIRE_KERNEL=1
 cargo fmt --all --check
 cargo clippy --workspace --all-targets -- -D warnings
 cargo test --workspace
+# Fuzzing: every target from its committed corpus, 40 s each (7 targets,
+# about 5 minutes on 2 cores; see docs/fuzzing.md). FUZZ_SECONDS overrides.
+scripts/fuzz.sh "${FUZZ_SECONDS:-40}"

@@ -235,3 +235,24 @@ fn dump_memory_writes_all_ram_in_order() {
     s.control.quit();
     s.thread.join().unwrap();
 }
+
+#[test]
+fn two_vcpus_pause_and_end_with_the_ap_waiting_for_sipi() {
+    // vCPU 1 never gets an INIT/SIPI: it sits in KVM_RUN inside the kernel
+    // the whole time, and must still park for a pause and end on quit.
+    let mut cfg = config();
+    cfg.vcpus = 2;
+    let Some(s) = start(&cfg, &real_mode_rom(COUNT_AND_SPIN, &[])) else {
+        return;
+    };
+    wait_counter(&s.control, 1);
+    s.control.pause();
+    assert_eq!(s.control.status(), RunState::Paused);
+    s.control.resume();
+    s.control.quit();
+    assert_eq!(
+        s.thread.join().unwrap(),
+        ExitReason::Quit(ShutdownCause::HostQmpQuit)
+    );
+    assert_eq!(counter(&s.control), 1, "only the BSP ran the firmware");
+}
