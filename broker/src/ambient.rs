@@ -120,6 +120,18 @@ impl Ambient {
             })?;
             preopens.push(DeclaredFd { fd, target: p.fd });
         }
+        #[cfg(feature = "test-skip-matcher")]
+        roots.push(RuleRoot(
+            rustix::fs::open(
+                "/",
+                OFlags::PATH | OFlags::DIRECTORY | OFlags::CLOEXEC,
+                Mode::empty(),
+            )
+            .map_err(|e| AmbientError::Root {
+                path: "/".into(),
+                source: e.into(),
+            })?,
+        ));
         Ok(Ambient {
             roots,
             listeners,

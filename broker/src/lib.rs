@@ -9,3 +9,5 @@ pub mod launch;
 pub mod policy;
 pub mod resolve;
 pub mod serve;
+#[cfg(feature = "test-skip-matcher")]
+pub mod skip_matcher;

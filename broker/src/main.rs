@@ -202,7 +202,25 @@ fn run(
         sandbox: launch::hardening::sandbox_policy(&policy.sandbox),
         activation,
     };
-    let served = launch::run(&spec, |conn, pid| {
+    let confine = |child: i32| {
+        let profile = launch::hardening::broker_profile(&policy, child);
+        let layers =
+            openhook_sandbox::broker::confine_broker(&profile).map_err(|e| e.to_string())?;
+        for (name, state) in layers {
+            tracing::debug!("broker self-confinement: {name}: {state:?}");
+            if let openhook_sandbox::LayerState::Partial(w)
+            | openhook_sandbox::LayerState::Missing(w) = state
+            {
+                if profile.mode == openhook_sandbox::Mode::BestEffort {
+                    eprintln!(
+                        "openhook-broker: best-effort: broker {name} not fully enforced: {w}"
+                    );
+                }
+            }
+        }
+        Ok(())
+    };
+    let served = launch::run(&spec, confine, |conn, pid| {
         if let Err(e) = serve::serve(conn, &policy, &ambient, audit.as_ref(), pid) {
             tracing::warn!("{e}; connection closed");
         }

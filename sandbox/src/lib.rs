@@ -8,6 +8,7 @@
 //!
 //! See `docs/sandbox.md` and `docs/threat-model.md`.
 
+pub mod broker;
 pub mod caps;
 pub mod error;
 pub mod landlock;

@@ -144,7 +144,7 @@ impl Report {
         match kind {
             ThreadKind::Vcpu => self.vcpu_filter.clone(),
             // The main filter is inherited; monitor threads add nothing.
-            ThreadKind::Main => ThreadFilter::disabled(ThreadKind::Main),
+            ThreadKind::Main | ThreadKind::Broker => ThreadFilter::disabled(kind),
         }
     }
 

@@ -5,7 +5,11 @@
 
 use openhook_sandbox::{Mode, Namespace as SbNamespace, SandboxPolicy as SbPolicy};
 
-use crate::policy::{Namespace, SandboxMode, SandboxPolicy};
+use std::path::{Path, PathBuf};
+
+use openhook_sandbox::broker::{BrokerProfile, PathGrant};
+
+use crate::policy::{Namespace, Policy, RuleKind, SandboxMode, SandboxPolicy};
 
 /// The sandbox mode for a policy mode.
 pub fn mode(m: SandboxMode) -> Mode {
@@ -80,6 +84,54 @@ fn check_verdict(m: Mode, gaps: &[String]) -> String {
     }
 }
 
+/// The broker's own Landlock grants, one per allow rule: a subtree rule's
+/// directory gets the rule's access (and file creation when the rule has
+/// `create`); an exact rule's file gets its access; an exact rule with
+/// `create` whose file does not exist yet grants creation (and the access)
+/// in its parent directory, the narrowest place Landlock can express it.
+/// Deny rules cannot be expressed (Landlock only adds rights); they stay
+/// the matcher's. Reads only file metadata (`exists`).
+pub fn broker_grants(policy: &Policy) -> Vec<PathGrant> {
+    let mut out = Vec::new();
+    for rule in policy.rules.iter().filter(|r| r.kind == RuleKind::Allow) {
+        let read = matches!(
+            rule.access,
+            crate::policy::Access::Read | crate::policy::Access::ReadWrite
+        );
+        let write = rule.access.can_write();
+        let path = PathBuf::from(&rule.path);
+        if rule.subtree || path.exists() {
+            out.push(PathGrant {
+                path,
+                read,
+                write,
+                create: rule.create,
+            });
+        } else if rule.create {
+            let parent = path.parent().unwrap_or(Path::new("/")).to_path_buf();
+            out.push(PathGrant {
+                path: parent,
+                read,
+                write,
+                create: true,
+            });
+        }
+    }
+    out
+}
+
+/// The broker's confinement for `policy` once `child` runs: the policy's
+/// sandbox mode, its grants, the seccomp debug switch from
+/// `OPENHOOK_SECCOMP`.
+pub fn broker_profile(policy: &Policy, child: i32) -> BrokerProfile {
+    BrokerProfile {
+        mode: mode(policy.sandbox.mode),
+        grants: broker_grants(policy),
+        child: u32::try_from(child).unwrap_or(0),
+        seccomp_default: openhook_sandbox::seccomp::install::default_action_from_env(),
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -145,5 +197,36 @@ mod tests {
         assert_eq!(sb.mode, Mode::BestEffort);
         assert_eq!(sb.user.as_deref(), Some("nobody"));
         assert_eq!(sb.namespaces, [SbNamespace::User, SbNamespace::Net]);
+    }
+
+    #[test]
+    fn broker_grants_follow_the_allow_rules() {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let d = dir.path().display();
+        std::fs::write(dir.path().join("exists"), b"x").expect("write");
+        let text = format!(
+            "version = 1\n\
+             [[allow]]\npath = \"{d}/tree/\"\naccess = \"r\"\n\
+             [[allow]]\npath = \"{d}/exists\"\naccess = \"w\"\n\
+             [[allow]]\npath = \"{d}/new.img\"\naccess = \"rw\"\ncreate = true\n\
+             [[allow]]\npath = \"{d}/absent\"\naccess = \"r\"\n\
+             [[deny]]\npath = \"{d}/tree/secret/\"\n"
+        );
+        let policy = crate::policy::parse(&text, "t.toml").expect("parses");
+        let g = broker_grants(&policy);
+        let grant = |path: String, read, write, create| PathGrant {
+            path: PathBuf::from(path),
+            read,
+            write,
+            create,
+        };
+        assert_eq!(
+            g,
+            vec![
+                grant(format!("{d}/tree"), true, false, false),
+                grant(format!("{d}/exists"), false, true, false),
+                grant(format!("{d}"), true, true, true),
+            ]
+        );
     }
 }

@@ -32,6 +32,9 @@ pub enum LaunchError {
     /// Duplicating the hook socket failed.
     #[error("duplicating the hook socket: {0}")]
     Dup(#[source] std::io::Error),
+    /// The broker could not confine itself; the child was killed and reaped.
+    #[error("confining the broker: {0}")]
+    Confine(String),
 }
 
 impl LaunchError {
@@ -44,21 +47,29 @@ impl LaunchError {
     }
 }
 
-/// Start the program, serve its hook connection in a thread with `serve`
-/// (which gets the broker's end of the socketpair and the child's pid, and
-/// returns at EOF),
+/// Start the program, call `confine` with the child's pid (the broker
+/// restricts itself there, still single-threaded; on error the child is
+/// killed and reaped and the error returned), serve its hook connection in
+/// a thread with `serve` (which gets the broker's end of the socketpair and
+/// the child's pid, and returns at EOF),
 /// forward SIGTERM/SIGINT, reap the child and return how it ended.
 ///
 /// Must be called while the process is single-threaded. The serve thread
 /// never delays reaping: once the child is gone the socket is shut down
 /// (so a half-sent frame from a lingering grandchild ends the serve loop
 /// too) and the thread is joined.
-pub fn run<F>(spec: &LaunchSpec<'_>, serve: F) -> Result<ChildExit, LaunchError>
+pub fn run<C, F>(spec: &LaunchSpec<'_>, confine: C, serve: F) -> Result<ChildExit, LaunchError>
 where
+    C: FnOnce(i32) -> Result<(), String>,
     F: FnOnce(OwnedFd, i32) + Send,
 {
     signals::prepare().map_err(LaunchError::Signals)?;
     let child = spawn::spawn(spec)?;
+    if let Err(e) = confine(child.pid.as_raw_nonzero().get()) {
+        let _ = rustix::process::kill_process(child.pid, rustix::process::Signal::KILL);
+        let _ = rustix::process::waitpid(Some(child.pid), rustix::process::WaitOptions::empty());
+        return Err(LaunchError::Confine(e));
+    }
     let shutdown = child.hook.try_clone().map_err(LaunchError::Dup)?;
     let hook = child.hook;
     let shutdown = &shutdown;

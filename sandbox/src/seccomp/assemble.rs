@@ -29,6 +29,11 @@ pub enum ThreadKind {
     Main,
     /// A vCPU thread: adds a narrower filter on top of the inherited one.
     Vcpu,
+    /// The broker once its child runs (every thread: installed before the
+    /// serve thread exists). Like `Main` plus [`lists::BROKER`]; `openat2`
+    /// stays allowed because it is the resolver, the rest of the open and
+    /// path families still get `EACCES`.
+    Broker,
 }
 
 /// Extra syscalls and ioctl request numbers a thread kind needs beyond the
@@ -88,6 +93,8 @@ pub struct AllowList {
 pub struct ProcessFacts {
     /// Our own pid (for `kill`/`tgkill`).
     pub pid: u32,
+    /// A second pid `kill` may target (the broker's child), if any.
+    pub peer: Option<u32>,
 }
 
 /// The per-thread allow list for `kind`, given both kinds' extra needs.
@@ -113,6 +120,19 @@ pub fn allow_list(kind: ThreadKind, main: &Needs, vcpu: &Needs) -> AllowList {
             syscalls.extend(vcpu.syscalls.iter().copied());
             ioctls.extend(vcpu.ioctls.iter().copied());
         }
+        ThreadKind::Broker => {
+            for list in [
+                lists::FD_IO,
+                lists::EVENTS,
+                lists::UNIX_SOCKETS,
+                lists::THREADS,
+            ] {
+                syscalls.extend(list.iter().copied());
+            }
+            syscalls.extend(main.syscalls.iter().copied());
+            ioctls.extend(lists::TERMINAL_IOCTLS.iter().copied());
+            ioctls.extend(main.ioctls.iter().copied());
+        }
     }
     if !ioctls.is_empty() {
         syscalls.insert(libc::SYS_ioctl);
@@ -127,6 +147,11 @@ pub fn allow_list(kind: ThreadKind, main: &Needs, vcpu: &Needs) -> AllowList {
         .chain(lists::KILL)
     {
         syscalls.remove(never);
+    }
+    if kind == ThreadKind::Broker {
+        // Added after the removal on purpose: the resolver's one syscall
+        // (beneath an O_PATH root fd, RESOLVE_BENEATH; Landlock bounds it).
+        syscalls.extend(lists::BROKER.iter().copied());
     }
     AllowList { syscalls, ioctls }
 }
@@ -190,7 +215,12 @@ pub fn rules_for(
             let vals: Vec<u64> = names.iter().map(|v| u64::from(v.unsigned_abs())).collect();
             any_of(0, &vals)
         }
-        libc::SYS_kill | libc::SYS_tgkill => one(0, Len::Dword, Op::Eq, u64::from(facts.pid)),
+        libc::SYS_kill => {
+            let mut pids = vec![u64::from(facts.pid)];
+            pids.extend(facts.peer.map(u64::from));
+            any_of(0, &pids)
+        }
+        libc::SYS_tgkill => one(0, Len::Dword, Op::Eq, u64::from(facts.pid)),
         libc::SYS_newfstatat => one(
             3,
             Len::Dword,
@@ -236,10 +266,12 @@ pub fn filters(
     for &nr in &list.syscalls {
         allow.insert(nr, rules_for(nr, &list.ioctls, facts)?);
     }
+    // Minus what the list allows outright (the broker's openat2).
     let eacces: Vec<i64> = lists::OPEN_FAMILY
         .iter()
         .chain(lists::PATH_FAMILY)
         .copied()
+        .filter(|nr| !list.syscalls.contains(nr))
         .collect();
     for &nr in eacces.iter().chain(lists::ENOSYS_FAMILY) {
         allow.insert(nr, Vec::new());
@@ -328,7 +360,7 @@ mod tests {
     #[test]
     fn every_argument_filtered_call_has_a_condition() {
         let ioctls: BTreeSet<u64> = [libc::TCGETS].into_iter().collect();
-        let facts = ProcessFacts { pid: 1 };
+        let facts = ProcessFacts { pid: 1, peer: None };
         for &nr in lists::ARG_FILTERED {
             let rules = rules_for(nr, &ioctls, facts).expect("rules");
             assert!(
@@ -351,6 +383,43 @@ mod tests {
     }
 
     #[test]
+    fn broker_list_keeps_openat2_only() {
+        let extra = Needs::default().with(&[libc::SYS_openat, libc::SYS_execve], &[]);
+        let b = allow_list(ThreadKind::Broker, &extra, &Needs::default());
+        assert!(b.syscalls.contains(&libc::SYS_openat2));
+        assert!(b.syscalls.contains(&libc::SYS_wait4));
+        for nr in lists::OPEN_FAMILY.iter().chain(lists::PATH_FAMILY) {
+            if *nr != libc::SYS_openat2 {
+                assert!(!b.syscalls.contains(nr), "syscall {nr} allowed");
+            }
+        }
+        for nr in lists::KILL {
+            assert!(!b.syscalls.contains(nr), "syscall {nr} allowed");
+        }
+        // openat2 passes the allow filter and is not answered with EACCES.
+        let f = filters(
+            &b,
+            DefaultAction::KillProcess,
+            ProcessFacts {
+                pid: 1,
+                peer: Some(2),
+            },
+        )
+        .expect("filters");
+        let _: seccompiler::BpfProgram = f.open_eacces.try_into().expect("compile");
+        let kill = rules_for(
+            libc::SYS_kill,
+            &BTreeSet::new(),
+            ProcessFacts {
+                pid: 1,
+                peer: Some(2),
+            },
+        )
+        .expect("rules");
+        assert_eq!(kill.len(), 2);
+    }
+
+    #[test]
     fn terminal_injection_ioctl_is_not_allowed() {
         let main = allow_list(ThreadKind::Main, &Needs::default(), &Needs::default());
         assert!(main.ioctls.contains(&libc::TCGETS));
@@ -360,8 +429,15 @@ mod tests {
     #[test]
     fn filters_compile_for_both_kinds() {
         for list in kinds() {
-            let f = filters(&list, DefaultAction::KillProcess, ProcessFacts { pid: 42 })
-                .expect("filters");
+            let f = filters(
+                &list,
+                DefaultAction::KillProcess,
+                ProcessFacts {
+                    pid: 42,
+                    peer: None,
+                },
+            )
+            .expect("filters");
             for filter in [f.allow, f.open_eacces, f.enosys] {
                 let prog: seccompiler::BpfProgram = filter.try_into().expect("compile");
                 assert!(!prog.is_empty());

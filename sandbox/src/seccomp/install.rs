@@ -28,9 +28,22 @@ impl ThreadFilter {
         vcpu: &Needs,
         default: DefaultAction,
     ) -> Result<Self, SandboxError> {
+        Self::compile_with_peer(kind, main, vcpu, default, None)
+    }
+
+    /// [`Self::compile`], also letting `kill` reach `peer` (the broker's
+    /// child).
+    pub fn compile_with_peer(
+        kind: ThreadKind,
+        main: &Needs,
+        vcpu: &Needs,
+        default: DefaultAction,
+        peer: Option<u32>,
+    ) -> Result<Self, SandboxError> {
         let list: AllowList = assemble::allow_list(kind, main, vcpu);
         let facts = ProcessFacts {
             pid: std::process::id(),
+            peer,
         };
         let f = assemble::filters(&list, default, facts)?;
         let mut programs = Vec::with_capacity(3);

@@ -118,6 +118,17 @@ pub const UNIX_SOCKETS: &[i64] = &[
 /// `seccomp` call a new thread uses to narrow its own filter.
 pub const THREADS: &[i64] = &[SYS_clone, SYS_seccomp];
 
+/// What the broker needs once serving on top of the `Main` lists: the
+/// resolver (`openat2`, the one open-family call it keeps) and reaping /
+/// taking signals synchronously in the main thread.
+pub const BROKER: &[i64] = &[
+    SYS_openat2,
+    SYS_wait4,
+    SYS_waitid,
+    SYS_rt_sigtimedwait,
+    SYS_fstatfs,
+];
+
 /// Syscalls whose allowance depends on their arguments; assemble.rs must have
 /// a condition for each one of these that appears in an allow list.
 pub const ARG_FILTERED: &[i64] = &[
