@@ -201,6 +201,10 @@ fn run(
         declared,
         sandbox: launch::hardening::sandbox_policy(&policy.sandbox),
         activation,
+        // --policy-fd is how the emulator re-executes itself as its own
+        // broker (direct launch): the launcher's pid is ours, so a SIGKILL
+        // it sends must end the VM too, as it would end QEMU.
+        die_with_broker: matches!(source, PolicySource::Fd(_)),
     };
     let confine = |child: i32| {
         let profile = launch::hardening::broker_profile(&policy, child);

@@ -2,8 +2,10 @@
 //! - the child / the emulator SIGKILLed at random points while opens and
 //!   guest I/O are in flight: the broker exits 128+9, reaps it (no zombie),
 //!   and every audit line parses;
-//! - the broker SIGKILLed: its child goes down with it (PR_SET_PDEATHSIG),
-//!   nothing is left running;
+//! - the broker SIGKILLed: the guest keeps running on the files it has,
+//!   QMP still answers, a later brokered open fails with a clear errno;
+//!   on a direct launch (`--policy-fd`, the emulator's re-exec) the child
+//!   dies with the broker instead, as QEMU would die of that SIGKILL;
 //! - a client that stalls mid-frame (and a grandchild keeps the hook fd):
 //!   the child's exit is still reaped promptly and the broker exits;
 //! - the disk fills up during guest writes (a small tmpfs mounted here):
@@ -188,28 +190,133 @@ fn child_killed_mid_flood_broker_exits_137_reaped_audit_complete() {
 }
 
 #[test]
-fn broker_killed_takes_its_child_down() {
-    let dir = tempfile::tempdir().expect("tempdir");
+fn broker_killed_guest_keeps_running_later_opens_fail() {
+    if !kvm_or_skip("broker_killed_guest_keeps_running_later_opens_fail") {
+        return;
+    }
+    let tmp = tempfile::tempdir().expect("tempdir");
+    let dir = tmp.path();
+    let disk = dir.join("disk.img");
+    fw::prepare_disk(&disk, fw::DISK_SECTORS).expect("disk");
+    let image = fw::image(fw::IMAGE);
+    let serial = dir.join("serial.txt");
+    let sock = dir.join("qmp.sock");
     let policy = write_policy(
-        dir.path(),
-        "[[allow]]\npath = \"/dev/null\"\naccess = \"r\"\ntypes = [\"char\"]\n",
+        dir,
+        &format!(
+            "[[allow]]\npath = \"/dev/kvm\"\naccess = \"rw\"\ntypes = [\"char\"]\n\
+             [[allow]]\npath = \"{}\"\naccess = \"r\"\n\
+             [[allow]]\npath = \"{}/\"\naccess = \"rw\"\ncreate = true\n\
+             [[listen]]\npath = \"{}\"\nfd = 10\n",
+            image.display(),
+            dir.display(),
+            sock.display()
+        ),
         "require",
     );
+    let m = FwMachine::new(image, serial.clone()).drive(disk.clone(), false);
     let mut broker = Command::new(bin("openhook-broker"))
         .arg("--policy")
         .arg(&policy)
         .arg("--")
-        .arg(bin("openhook-test-peer"))
-        .args(["mixed", "1000", "/dev/null", "/etc/passwd"])
-        .stdin(Stdio::piped())
-        .stdout(Stdio::piped())
+        .arg(bin("openhook-emulator"))
+        .args(m.args())
+        .arg("-S")
+        .arg("-chardev")
+        .arg(format!(
+            "socket,id=mon,path={},server=on,wait=off",
+            sock.display()
+        ))
+        .args(["-mon", "chardev=mon,mode=control"])
+        .stdin(Stdio::null())
+        .stdout(Stdio::null())
+        .spawn()
+        .expect("spawn broker");
+    let emulator = child_of(broker.id());
+    let mut conn = None;
+    wait_until("the broker's QMP listener", || {
+        conn = std::os::unix::net::UnixStream::connect(&sock).ok();
+        conn.is_some()
+    });
+    let w = conn.expect("connected");
+    let mut r = BufReader::new(w.try_clone().expect("clone"));
+    let mut w = w;
+    w.write_all(b"{\"execute\":\"qmp_capabilities\"}\n")
+        .expect("write");
+    assert!(qmp_return(&mut r).get("return").is_some());
+
+    sigkill(broker.id());
+    assert_eq!(wait_guarded(&mut broker).code(), None, "broker killed");
+
+    // The guest's process is still there and QMP still answers.
+    assert!(!not_running(emulator), "the emulator died with its broker");
+    w.write_all(b"{\"execute\":\"query-status\"}\n")
+        .expect("write");
+    let st = qmp_return(&mut r);
+    assert_eq!(st["return"]["status"], "prelaunch", "{st}");
+    // A later open through the hook fails with a clear errno, no hang.
+    let log = dir.join("later.log");
+    w.write_all(
+        format!(
+            "{{\"execute\":\"chardev-add\",\"arguments\":{{\"id\":\"later\",\
+             \"backend\":{{\"type\":\"file\",\"data\":{{\"out\":\"{}\"}}}}}}}}\n",
+            log.display()
+        )
+        .as_bytes(),
+    )
+    .expect("write");
+    let e = qmp_return(&mut r);
+    let desc = e["error"]["desc"].as_str().unwrap_or_default().to_string();
+    assert!(
+        desc.starts_with(&format!("Could not open '{}': ", log.display()))
+            && (desc.contains("Broken pipe") || desc.contains("Connection reset")),
+        "{e}"
+    );
+    assert!(!log.exists(), "nothing opened without the broker");
+    // The guest runs to completion on the files it already has.
+    w.write_all(b"{\"execute\":\"cont\"}\n").expect("write");
+    wait_until("the guest to finish", || not_running(emulator));
+    assert_eq!(
+        fs::read_to_string(&serial).unwrap_or_default(),
+        fw::expected_transcript("standard-rw.txt")
+    );
+    assert!(
+        fs::read(&disk).expect("disk") == fw::disk_after_write(fw::DISK_SECTORS),
+        "the guest's writes after the broker died are not on disk"
+    );
+}
+
+#[test]
+fn direct_launch_child_dies_with_its_broker() {
+    // `--policy-fd` is the emulator's re-exec as its own broker: the pid a
+    // launcher knows is the broker's, and its SIGKILL must end the child.
+    let dir = tempfile::tempdir().expect("tempdir");
+    let policy = write_policy(
+        dir.path(),
+        "[[allow]]\npath = \"/dev/null\"\naccess = \"r\"\ntypes = [\"char\"]\n",
+        // off: the child is a shell that execs `sleep`, which the child
+        // sandbox's exec rules would refuse; the parent-death signal does
+        // not depend on the mode.
+        "off",
+    );
+    // The child becomes `sleep`, which would outlive the broker on its own
+    // (a hook client would exit anyway once its socket closes); `sh -c`
+    // takes the appended `-open-hook-fd N` as positional arguments.
+    let sleep = fs::canonicalize("/bin/sleep").expect("sleep");
+    let mut broker = Command::new("bash")
+        .arg("-c")
+        .arg("exec \"$0\" --policy-fd 5 -- /bin/sh -c \"exec $1 300\" 5<\"$2\"")
+        .arg(bin("openhook-broker"))
+        .arg(&sleep)
+        .arg(&policy)
+        .stdin(Stdio::null())
         .spawn()
         .expect("spawn");
-    let mut out = BufReader::new(broker.stdout.take().expect("stdout"));
-    let mut line = String::new();
-    out.read_line(&mut line).expect("ready");
-    assert_eq!(line.trim(), "ready");
     let child = child_of(broker.id());
+    // Past the exec (the parent-death signal is armed before it).
+    wait_until("the child to exec", || {
+        fs::read_link(format!("/proc/{child}/exe")).ok().as_ref() == Some(&sleep)
+    });
     sigkill(broker.id());
     let st = broker.wait().expect("wait");
     assert_eq!(st.code(), None, "killed: {st}");

@@ -37,6 +37,10 @@ pub struct LaunchSpec<'a> {
     /// at their numbers; the child gets `LISTEN_FDS`/`LISTEN_FDNAMES` as
     /// given and `LISTEN_PID` = its own pid.
     pub activation: Option<crate::activation::Activation>,
+    /// Kill the child when the broker dies (direct launch: the launcher
+    /// knows only the broker's pid). Otherwise the guest outlives a dead
+    /// broker and only its later opens fail.
+    pub die_with_broker: bool,
 }
 
 /// Why the program could not be started.
@@ -185,6 +189,7 @@ pub fn spawn(spec: &LaunchSpec<'_>) -> Result<Spawned, SpawnError> {
     moves.push((child_end.as_fd(), hook_fd));
 
     let mut plan = ExecPlan::new(path.as_os_str(), &argv, &moves).map_err(SpawnError::Args)?;
+    plan.die_with_broker(spec.die_with_broker);
     let pre =
         PreExec::prepare(&spec.sandbox, &path, &plan.child_fds()).map_err(SpawnError::Sandbox)?;
     // The child's environment is the hardening's scrubbed one, plus the

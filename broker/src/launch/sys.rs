@@ -116,6 +116,8 @@ pub struct ExecPlan {
     /// Copies are made at or above this (greater than every target).
     high_base: RawFd,
     parent: libc::pid_t,
+    /// Arm `PR_SET_PDEATHSIG(SIGKILL)` in the child ([`ExecPlan::die_with_broker`]).
+    die_with_broker: bool,
     empty_mask: libc::sigset_t,
     /// The exec-status pipe: EOF on the read end means `execve` succeeded.
     report_r: OwnedFd,
@@ -241,11 +243,20 @@ impl ExecPlan {
             keep,
             high_base,
             parent: rustix::process::getpid().as_raw_nonzero().get(),
+            die_with_broker: false,
             empty_mask: empty_sigset()?,
             report_r,
             report_w,
             listen_pid: None,
         })
+    }
+
+    /// The child gets SIGKILL when the broker dies. Off by default: a
+    /// broker's death must not take a running guest down (the emulator
+    /// keeps its files; later opens fail). On for a direct launch, where
+    /// the pid the launcher knows and kills is the broker's.
+    pub fn die_with_broker(&mut self, on: bool) {
+        self.die_with_broker = on;
     }
 
     /// Adds a `LISTEN_PID` entry to the environment (after [`set_env`]),
@@ -507,14 +518,17 @@ fn base_steps(plan: &mut ExecPlan, new_pid_ns: bool) -> Result<(), (ChildStep, i
         return Err((ChildStep::Signals, errno()));
     }
 
-    // 2. Die with the broker; if it is already gone, stop here.
-    // SAFETY: PR_SET_PDEATHSIG takes a signal number; prctl is a plain syscall.
-    if unsafe { libc::prctl(libc::PR_SET_PDEATHSIG, libc::SIGKILL, 0, 0, 0) } != 0 {
-        return Err((ChildStep::ParentDeath, errno()));
+    // 2. If asked, die with the broker; if it is already gone, stop here.
+    if plan.die_with_broker {
+        // SAFETY: PR_SET_PDEATHSIG takes a signal number; prctl is a plain
+        // syscall.
+        if unsafe { libc::prctl(libc::PR_SET_PDEATHSIG, libc::SIGKILL, 0, 0, 0) } != 0 {
+            return Err((ChildStep::ParentDeath, errno()));
+        }
     }
     // In a new pid namespace the broker is outside it and getppid() is 0
-    // while the broker lives; the window before PDEATHSIG is armed then
-    // goes unchecked (the broker is blocked reading the report pipe).
+    // while the broker lives; the window before this check then goes
+    // unchecked (the broker is blocked reading the report pipe).
     let expected_parent = if new_pid_ns { 0 } else { plan.parent };
     // SAFETY: getppid has no preconditions.
     if unsafe { libc::getppid() } != expected_parent {
