@@ -18,3 +18,48 @@ pub fn bin_dir() -> PathBuf {
 pub fn bin(name: &str) -> PathBuf {
     bin_dir().join(name)
 }
+
+/// `true` when `/dev/kvm` exists. Otherwise the test is skipped — unless
+/// `OPENHOOK_REQUIRE_KVM=1` (CI), where a missing `/dev/kvm` fails it.
+pub fn kvm_or_skip(test: &str) -> bool {
+    if std::path::Path::new("/dev/kvm").exists() {
+        return true;
+    }
+    assert!(
+        std::env::var("OPENHOOK_REQUIRE_KVM").as_deref() != Ok("1"),
+        "{test}: /dev/kvm is missing and OPENHOOK_REQUIRE_KVM=1"
+    );
+    eprintln!("skipping {test}: /dev/kvm is missing");
+    false
+}
+
+/// A child process killed and reaped when the test lets go of it, so a
+/// failing assertion never leaves an emulator running.
+pub struct Reaper(pub std::process::Child);
+
+impl Drop for Reaper {
+    fn drop(&mut self) {
+        let _ = self.0.kill();
+        let _ = self.0.wait();
+    }
+}
+
+/// Reads QMP lines (JSON objects) until `want` holds for one; returns all
+/// of them, that one last. EOF first fails the test with what was seen.
+pub fn read_until(
+    r: &mut impl std::io::BufRead,
+    want: impl Fn(&serde_json::Value) -> bool,
+) -> Vec<serde_json::Value> {
+    let mut seen = Vec::new();
+    loop {
+        let mut line = String::new();
+        let n = r.read_line(&mut line).expect("qmp read");
+        assert!(n > 0, "EOF before the expected message; saw {seen:?}");
+        let v: serde_json::Value = serde_json::from_str(line.trim_end()).expect("qmp json");
+        let done = want(&v);
+        seen.push(v);
+        if done {
+            return seen;
+        }
+    }
+}

@@ -7,26 +7,15 @@
 #![allow(clippy::disallowed_methods)]
 
 use std::ffi::OsString;
-use std::path::{Path, PathBuf};
+use std::path::PathBuf;
 use std::process::Command;
 use std::time::Duration;
 
 use openhook_tests::bin;
 use openhook_tests::fw::{self, FwMachine};
+use openhook_tests::kvm_or_skip;
 
 const LIMIT: Duration = Duration::from_secs(120);
-
-fn kvm_or_skip(test: &str) -> bool {
-    if Path::new("/dev/kvm").exists() {
-        return true;
-    }
-    assert!(
-        std::env::var("OPENHOOK_REQUIRE_KVM").as_deref() != Ok("1"),
-        "{test}: /dev/kvm is missing but OPENHOOK_REQUIRE_KVM=1"
-    );
-    eprintln!("skipping {test}: /dev/kvm is missing");
-    false
-}
 
 struct Paths {
     _tmp: tempfile::TempDir,

@@ -16,29 +16,8 @@ use std::time::{Duration, Instant};
 
 use openhook_tests::bin;
 use openhook_tests::fw::{self, FwMachine};
-use serde_json::{json, Value};
-
-fn kvm_or_skip(test: &str) -> bool {
-    if Path::new("/dev/kvm").exists() {
-        return true;
-    }
-    assert!(
-        std::env::var("OPENHOOK_REQUIRE_KVM").as_deref() != Ok("1"),
-        "{test}: /dev/kvm is missing and OPENHOOK_REQUIRE_KVM=1"
-    );
-    eprintln!("skipping {test}: /dev/kvm is missing");
-    false
-}
-
-/// Kills the child if the test fails before it exits.
-struct Reaper(Child);
-
-impl Drop for Reaper {
-    fn drop(&mut self) {
-        let _ = self.0.kill();
-        let _ = self.0.wait();
-    }
-}
+use openhook_tests::{kvm_or_skip, read_until, Reaper};
+use serde_json::json;
 
 fn canonical(name: &str) -> PathBuf {
     std::fs::canonicalize(bin(name)).unwrap()
@@ -110,21 +89,6 @@ fn paused_machine_args() -> Vec<String> {
         "-bios".into(),
         fw::image(fw::IMAGE).display().to_string(),
     ]
-}
-
-fn read_until(r: &mut impl BufRead, want: impl Fn(&Value) -> bool) -> Vec<Value> {
-    let mut seen = Vec::new();
-    loop {
-        let mut line = String::new();
-        let n = r.read_line(&mut line).unwrap();
-        assert!(n > 0, "EOF before the expected message; saw {seen:?}");
-        let v: Value = serde_json::from_str(line.trim_end()).unwrap();
-        let done = want(&v);
-        seen.push(v);
-        if done {
-            return seen;
-        }
-    }
 }
 
 /// One connection: greeting, negotiation, `query-status` (prelaunch),

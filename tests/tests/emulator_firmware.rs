@@ -8,25 +8,13 @@
 
 #![allow(clippy::disallowed_methods)]
 
-use std::path::Path;
 use std::process::Command;
 use std::time::Duration;
 
 use openhook_tests::fw::{self, FwMachine};
+use openhook_tests::kvm_or_skip;
 
 const LIMIT: Duration = Duration::from_secs(60);
-
-fn kvm_or_skip(test: &str) -> bool {
-    if Path::new("/dev/kvm").exists() {
-        return true;
-    }
-    assert!(
-        std::env::var("OPENHOOK_REQUIRE_KVM").as_deref() != Ok("1"),
-        "{test}: /dev/kvm is missing but OPENHOOK_REQUIRE_KVM=1"
-    );
-    eprintln!("skipping {test}: /dev/kvm is missing");
-    false
-}
 
 struct Outcome {
     run: fw::MachineRun,

@@ -10,23 +10,12 @@
 use std::io::{BufRead, BufReader, Read, Write};
 use std::os::unix::net::UnixStream;
 use std::path::{Path, PathBuf};
-use std::process::{Child, Command, Stdio};
+use std::process::{Command, Stdio};
 use std::time::Duration;
 
 use openhook_tests::{bin, fw};
+use openhook_tests::{kvm_or_skip, read_until, Reaper};
 use serde_json::{json, Value};
-
-fn kvm_or_skip(test: &str) -> bool {
-    if Path::new("/dev/kvm").exists() {
-        return true;
-    }
-    assert!(
-        std::env::var("OPENHOOK_REQUIRE_KVM").as_deref() != Ok("1"),
-        "{test}: /dev/kvm is missing and OPENHOOK_REQUIRE_KVM=1"
-    );
-    eprintln!("skipping {test}: /dev/kvm is missing");
-    false
-}
 
 /// The firmware machine without isa-debug-exit: the guest prints its
 /// transcript, then halts, and the emulator stays up for the monitor.
@@ -47,16 +36,6 @@ fn machine_args(dir: &Path) -> Vec<String> {
         "-device".into(),
         "virtio-blk-device,drive=d0".into(),
     ]
-}
-
-/// Kills the child if the test fails before it exits.
-struct Reaper(Child);
-
-impl Drop for Reaper {
-    fn drop(&mut self) {
-        let _ = self.0.kill();
-        let _ = self.0.wait();
-    }
 }
 
 const HALT_LINE: &str = "openhook-fw: isa-debug-exit did not stop the machine; halting\n";
@@ -165,22 +144,6 @@ exec $ENV{EMULATOR}, @ARGV,
   "-chardev", "socket,fd=$fd,server,nowait,id=mon",
   "-mon", "chardev=mon,mode=control";
 "#;
-
-/// Reads QMP lines from a socat child until one satisfies `want`.
-fn read_until(r: &mut impl BufRead, want: impl Fn(&Value) -> bool) -> Vec<Value> {
-    let mut seen = Vec::new();
-    loop {
-        let mut line = String::new();
-        let n = r.read_line(&mut line).unwrap();
-        assert!(n > 0, "EOF before the expected message; saw {seen:?}");
-        let v: Value = serde_json::from_str(line.trim_end()).unwrap();
-        let done = want(&v);
-        seen.push(v);
-        if done {
-            return seen;
-        }
-    }
-}
 
 #[test]
 fn seed_000_perl_launcher_with_socat_connects_once() {

@@ -16,6 +16,7 @@ use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
 use openhook_tests::fw::{self, FwMachine};
+use openhook_tests::kvm_or_skip;
 use openhook_wire::errno::Errno;
 use openhook_wire::hook::{Connection, Handler, OpenRequest};
 use rustix::fs::{Mode, OFlags};
@@ -23,18 +24,6 @@ use rustix::io::FdFlags;
 use rustix::net::{AddressFamily, SocketFlags, SocketType};
 
 const LIMIT: Duration = Duration::from_secs(60);
-
-fn kvm_or_skip(test: &str) -> bool {
-    if Path::new("/dev/kvm").exists() {
-        return true;
-    }
-    assert!(
-        std::env::var("OPENHOOK_REQUIRE_KVM").as_deref() != Ok("1"),
-        "{test}: /dev/kvm is missing but OPENHOOK_REQUIRE_KVM=1"
-    );
-    eprintln!("skipping {test}: /dev/kvm is missing");
-    false
-}
 
 /// Requests as (path, flags).
 type Seen = Vec<(Vec<u8>, u32)>;

@@ -25,20 +25,9 @@ use std::time::{Duration, Instant};
 
 use openhook_tests::bin;
 use openhook_tests::fw::{self, FwMachine};
+use openhook_tests::kvm_or_skip;
 
 const LIMIT: Duration = Duration::from_secs(60);
-
-fn kvm_or_skip(test: &str) -> bool {
-    if Path::new("/dev/kvm").exists() {
-        return true;
-    }
-    assert!(
-        std::env::var("OPENHOOK_REQUIRE_KVM").as_deref() != Ok("1"),
-        "{test}: /dev/kvm is missing but OPENHOOK_REQUIRE_KVM=1"
-    );
-    eprintln!("skipping {test}: /dev/kvm is missing");
-    false
-}
 
 /// A delay in `0..max_us` from the clock, or `OPENHOOK_FAULT_DELAY_US`.
 fn random_delay(max_us: u64) -> Duration {

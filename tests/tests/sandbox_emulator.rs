@@ -24,21 +24,10 @@ use std::time::Duration;
 
 use openhook_tests::bin;
 use openhook_tests::fw::{self, FwMachine};
+use openhook_tests::kvm_or_skip;
 
 const LIMIT: Duration = Duration::from_secs(120);
 const QMP_FD: i32 = 10;
-
-fn kvm_or_skip(test: &str) -> bool {
-    if Path::new("/dev/kvm").exists() {
-        return true;
-    }
-    assert!(
-        std::env::var("OPENHOOK_REQUIRE_KVM").as_deref() != Ok("1"),
-        "{test}: /dev/kvm is missing but OPENHOOK_REQUIRE_KVM=1"
-    );
-    eprintln!("skipping {test}: /dev/kvm is missing");
-    false
-}
 
 struct Setup {
     _dir: tempfile::TempDir,
