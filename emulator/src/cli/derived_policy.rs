@@ -177,6 +177,13 @@ pub fn derive(cfg: &MachineConfig) -> Result<DerivedPolicy, CliError> {
          deny_errno = \"EACCES\"\n",
     );
     for r in &rules {
+        // A policy rule for `/` covers the whole tree (design §5), so a
+        // file option naming `/` would grant every file.
+        if r.path == Path::new("/") {
+            return Err(CliError::global(
+                "/: names the root directory, not a file (the derived policy grants named files only)",
+            ));
+        }
         let path = toml_string(&r.path)?;
         let _ = write!(
             out,
@@ -367,5 +374,23 @@ mode = "require"
             ..MachineConfig::default()
         };
         assert!(derive(&rel).is_err());
+    }
+
+    /// Found by the `qemu_opts` fuzz target: `-bios /` derived the rule
+    /// `path = "/"`, which the broker reads as the whole tree.
+    #[test]
+    fn the_root_directory_is_never_a_derived_rule() {
+        for words in [
+            &["-bios", "/"][..],
+            &["-drive", "file=/,if=virtio"],
+            &["-serial", "file:/"],
+            &["-kernel", "/", "-initrd", "/boot/initrd.img"],
+        ] {
+            let err = derive(&cfg(words)).expect_err("refused");
+            assert!(
+                err.to_string().contains("names the root directory"),
+                "{err}"
+            );
+        }
     }
 }

@@ -12,7 +12,8 @@ use super::error::CliError;
 use crate::config::{ChardevBackend, MachineConfig, SerialConfig, SocketAddrConfig};
 use crate::fds::fdset::FDSET_PREFIX;
 
-/// `path` made absolute against `cwd` (itself absolute).
+/// `path` made absolute against `cwd` (itself absolute); `/dev/fdset/N`
+/// names are left alone.
 pub fn absolute(cwd: &Path, path: &Path) -> Result<PathBuf, CliError> {
     if path
         .as_os_str()
@@ -21,6 +22,12 @@ pub fn absolute(cwd: &Path, path: &Path) -> Result<PathBuf, CliError> {
     {
         return Ok(path.to_path_buf());
     }
+    normalise(cwd, path)
+}
+
+/// `path` made absolute against `cwd`, with no exception: for unix socket
+/// paths, which are bound or connected, never looked up in an fd set.
+fn normalise(cwd: &Path, path: &Path) -> Result<PathBuf, CliError> {
     let joined = cwd.join(path);
     let mut out = PathBuf::from("/");
     for c in joined.components() {
@@ -77,7 +84,7 @@ pub fn absolutize(cfg: &mut MachineConfig, cwd: &Path) -> Result<(), CliError> {
             ChardevBackend::File { path } => fix(path)?,
             ChardevBackend::Socket(s) => {
                 if let SocketAddrConfig::Unix(p) = &mut s.addr {
-                    fix(p)?;
+                    *p = normalise(cwd, p)?;
                 }
             }
             ChardevBackend::Stdio => {}
@@ -102,6 +109,28 @@ mod tests {
         assert!(a("../fw.bin").is_err());
         assert!(a("/srv/../etc/passwd").is_err());
         assert!(absolute(Path::new("rel"), Path::new("x")).is_err());
+    }
+
+    /// Found by the `qemu_opts` fuzz target: a socket path under
+    /// `/dev/fdset/` kept its `//`, so the derived policy's `[[listen]]`
+    /// was refused by the broker. Socket paths are never fd-set names.
+    #[test]
+    fn socket_paths_under_dev_fdset_are_normalised() {
+        let mut cfg = crate::cli::parse_command_line(
+            ["-qmp", "unix:/dev/fdset//run/vm1/qmp.sock,server,nowait"]
+                .iter()
+                .map(std::ffi::OsString::from),
+            &[],
+        )
+        .unwrap();
+        absolutize(&mut cfg, Path::new("/w")).unwrap();
+        let ChardevBackend::Socket(s) = &cfg.chardevs[0].backend else {
+            panic!("a socket chardev")
+        };
+        assert_eq!(
+            s.addr,
+            SocketAddrConfig::Unix("/dev/fdset/run/vm1/qmp.sock".into())
+        );
     }
 
     #[test]

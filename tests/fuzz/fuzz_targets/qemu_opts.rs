@@ -13,8 +13,8 @@
 //! - argv: a command line the emulator accepts has at most 24 drives; its
 //!   paths, made absolute, have no `.`/`..` component; the policy the
 //!   emulator derives from it (for the re-exec as the broker, design §3) is
-//!   accepted by the broker's own parser, and grants each derived rule's
-//!   access on its path — unless a path is over the 4095-byte (rule) or
+//!   accepted by the broker's own parser, has only exact-file rules (never
+//!   a directory tree), and grants each derived rule's access on its path — unless a path is over the 4095-byte (rule) or
 //!   107-byte (socket) limits, which the broker must then name.
 #![no_main]
 
@@ -177,6 +177,12 @@ fn check_argv(words: Vec<&str>) {
         }
     };
     for r in &parsed.rules {
+        // derived_policy.rs: "all exact files (no directory rules)".
+        assert!(
+            !r.subtree,
+            "derived rule {} covers a whole tree\n{}",
+            r.path, derived.toml
+        );
         let flags = match r.access {
             policy::Access::Read => 0,
             policy::Access::Write => 1,

@@ -27,7 +27,7 @@
 //!
 //! Input format (`Reader`): `u8 size_log` (queue size `1 << (n % 9)`),
 //! `u8 bits` (1: read-only disk, 2: ring addresses follow), `u8 cache`,
-//! `u8 sectors` (disk size), `u8 fill` (RAM pattern), `u16 avail_idx`,
+//! `u8 sectors` (disk size, mod 64), `u8 fill` (RAM pattern), `u16 avail_idx`,
 //! [3 addresses: descriptor table, available ring, used ring], then
 //! records until the end, `u8 tag % 3`: 0 the next descriptor (address,
 //! length, `u8 flags` (& 7), `u16 next`), 1 the next available-ring entry
@@ -138,7 +138,7 @@ impl Input {
             rings: None,
             readonly: bits & 1 != 0,
             cache: r.u8(),
-            sectors: r.u8(),
+            sectors: r.u8() % 64,
             fill: r.u8(),
             avail_idx: r.u16(),
             descs: Vec::new(),
@@ -540,8 +540,9 @@ fn check_request(
         );
     }
     // Disk: only the request's sectors, and only for a write.
-    let start = (req.sector * SECTOR_SIZE) as usize;
-    let end = start + req.data_len as usize;
+    // (Flush and get-id carry any sector: it is not checked, nor used.)
+    let start = req.sector.saturating_mul(SECTOR_SIZE) as usize;
+    let end = start.saturating_add(req.data_len as usize);
     for (i, (a, b)) in disk_before.iter().zip(&disk_after).enumerate() {
         if a != b {
             assert_eq!(
