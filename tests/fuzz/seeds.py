@@ -315,6 +315,10 @@ argv("qmp-socket", "-qmp", "unix:/run/vm1/qmp.sock,server,nowait", "-name", "vm1
 argv("kernel", "-kernel", "bzImage", "-initrd", "initrd.img", "-append", "console=ttyS0 a=b,c", "-smp", "1",
      "-m", "1G", "-drive", "file=./img/../x.img,if=virtio")
 argv("errors", "-foo", "disk.img", "-m")
+# Regressions (docs/security.md): the root directory as a file, a socket
+# path under /dev/fdset/.
+argv("regression-bios-root", "-bios", "/")
+argv("regression-fdset-socket", "-qmp", "unix:/dev/fdset//run/vm1/qmp.sock,server,nowait")
 
 # ---- virtio_blk_chain: ring layouts (format in the target) ---------------
 
