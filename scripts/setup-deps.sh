@@ -35,6 +35,10 @@ if ! python3 -c "import qemu.qmp, importlib.metadata as m; assert m.version('qem
     python3 -m pip install -q --break-system-packages "qemu.qmp==$QEMU_QMP_VERSION"
 fi
 
+# A Debian cloud kernel's uncompressed vmlinux for the -kernel test
+# (tests/tests/emulator_linux.rs); see the script for why the ELF.
+"$(dirname "$0")/fetch-test-kernel.sh"
+
 # cargo-fuzz drives the fuzz targets of tests/fuzz (scripts/fuzz.sh, docs/fuzzing.md).
 CARGO_FUZZ_VERSION=0.13.1
 if ! cargo fuzz --version 2>/dev/null | grep -qx "cargo-fuzz $CARGO_FUZZ_VERSION"; then

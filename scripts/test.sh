@@ -6,6 +6,7 @@ cd "$(dirname "$0")/.."
 scripts/setup-deps.sh
 export OPENHOOK_REQUIRE_KVM=1
 export OPENHOOK_REQUIRE_QEMU=1
+export OPENHOOK_REQUIRE_KERNEL=1
 cargo fmt --all --check
 cargo clippy --workspace --all-targets -- -D warnings
 cargo test --workspace

@@ -1,8 +1,10 @@
 //! openhook-broker: checks QEMU_OPEN requests against a policy and answers
 //! with an errno or the fd; launches and reaps the emulator.
 
+pub mod activation;
 pub mod ambient;
 pub mod audit;
+pub mod inherited;
 pub mod launch;
 pub mod policy;
 pub mod resolve;

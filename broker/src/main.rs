@@ -1,1 +1,242 @@
-fn main() {}
+//! `openhook-broker --policy FILE [--audit-log FILE] -- PROGRAM [ARGS...]`
+//! (or `--policy-fd N [--pass-fd N]...` — how a directly launched
+//! `openhook-emulator` re-executes itself as the broker),
+//! `openhook-broker --print-derived-policy -- openhook-emulator [ARGS...]`
+//! and `openhook-broker check [--policy FILE] [--sandbox]`.
+//!
+//! Exit status: the child's (128 + signal when it was killed); 125 when the
+//! broker cannot start it (bad policy, missing root, ...), 126 when the
+//! program is not executable, 127 when it is not found. `check`: 0 valid,
+//! 1 invalid.
+
+use std::ffi::OsString;
+use std::os::fd::AsFd;
+use std::path::PathBuf;
+use std::process::ExitCode;
+
+use clap::{Parser, Subcommand};
+use openhook_broker::ambient::{self, Ambient};
+use openhook_broker::launch::{self, LaunchSpec};
+use openhook_broker::{activation, inherited, policy, serve};
+
+#[derive(Parser)]
+#[command(
+    name = "openhook-broker",
+    version,
+    about = "Launch PROGRAM and answer its -open-hook-fd open requests under a policy",
+    args_conflicts_with_subcommands = true,
+    subcommand_negates_reqs = true
+)]
+struct Cli {
+    #[command(subcommand)]
+    command: Option<Command>,
+    /// The policy file (TOML, see docs/policy.md).
+    #[arg(long, value_name = "FILE", required_unless_present_any = ["policy_fd", "print_derived_policy"], conflicts_with = "policy_fd")]
+    policy: Option<PathBuf>,
+    /// Read the policy text from inherited fd N (a memfd or pipe) instead.
+    #[arg(long, value_name = "N")]
+    policy_fd: Option<i32>,
+    /// Hand inherited fd N to the program at the same number (repeatable;
+    /// it must be open and not close-on-exec).
+    #[arg(long, value_name = "N")]
+    pass_fd: Vec<i32>,
+    /// Print the policy `PROGRAM --print-derived-policy ARGS` derives from
+    /// the emulator command line (what a directly launched emulator would
+    /// run under) and exit with its status.
+    #[arg(long, conflicts_with_all = ["policy", "policy_fd", "audit_log", "pass_fd"])]
+    print_derived_policy: bool,
+    /// Append one JSON line per decision to FILE.
+    #[arg(long, value_name = "FILE")]
+    audit_log: Option<PathBuf>,
+    /// The program to launch and its arguments (`-open-hook-fd N` is appended).
+    #[arg(last = true, required = true, value_name = "PROGRAM [ARGS]")]
+    program: Vec<OsString>,
+}
+
+#[derive(Subcommand)]
+enum Command {
+    /// Validate a policy file and print the effective rules; with
+    /// --sandbox, print what the sandbox can enforce on this kernel.
+    #[command(group = clap::ArgGroup::new("what").required(true).multiple(true).args(["policy", "sandbox"]))]
+    Check {
+        /// The policy file.
+        #[arg(long, value_name = "FILE")]
+        policy: Option<PathBuf>,
+        /// Print each sandbox layer, what this kernel offers and whether it
+        /// will be enforced (and, with --policy, whether the policy's mode
+        /// would start here).
+        #[arg(long)]
+        sandbox: bool,
+    },
+}
+
+fn fail(code: u8, message: impl std::fmt::Display) -> ExitCode {
+    eprintln!("openhook-broker: {message}");
+    ExitCode::from(code)
+}
+
+fn check(path: Option<&std::path::Path>, sandbox: bool) -> ExitCode {
+    let policy = match path.map(policy::load).transpose() {
+        Ok(p) => p,
+        Err(e) => return fail(1, e),
+    };
+    if let Some(p) = &policy {
+        print!("{}", p.describe());
+    }
+    if sandbox {
+        let (text, ok) = launch::hardening::check(policy.as_ref().map(|p| &p.sandbox));
+        print!("{text}");
+        if !ok {
+            return ExitCode::from(1);
+        }
+    }
+    ExitCode::SUCCESS
+}
+
+/// Where the policy comes from.
+enum PolicySource<'a> {
+    File(&'a std::path::Path),
+    Fd(i32),
+}
+
+fn load_policy(source: &PolicySource<'_>) -> Result<policy::Policy, String> {
+    match *source {
+        PolicySource::File(p) => policy::load(p).map_err(|e| e.to_string()),
+        PolicySource::Fd(fd) => {
+            let text =
+                inherited::read_policy(fd, ambient::MAX_POLICY_BYTES).map_err(|e| e.to_string())?;
+            policy::parse(&text, &format!("policy-fd:{fd}")).map_err(|e| e.to_string())
+        }
+    }
+}
+
+/// `PROGRAM --print-derived-policy ARGS`, its output and status relayed.
+fn print_derived_policy(program: &[OsString]) -> ExitCode {
+    let Some((program, args)) = program.split_first() else {
+        return fail(125, "no program given");
+    };
+    match std::process::Command::new(program)
+        .arg("--print-derived-policy")
+        .args(args)
+        .stdin(std::process::Stdio::null())
+        .status()
+    {
+        Ok(st) => ExitCode::from(st.code().and_then(|c| u8::try_from(c).ok()).unwrap_or(125)),
+        Err(e) => fail(
+            if e.kind() == std::io::ErrorKind::NotFound {
+                127
+            } else {
+                126
+            },
+            format!("{}: {e}", program.to_string_lossy()),
+        ),
+    }
+}
+
+/// Inherited fds to hand on at their numbers: `--pass-fd`s and, when the
+/// activation is ours, the `LISTEN_FDS` listeners (each number once).
+fn claim_passed(
+    pass: &[i32],
+    activation: Option<&activation::Activation>,
+) -> Result<Vec<(std::os::fd::OwnedFd, i32)>, inherited::InheritedError> {
+    let mut numbers: Vec<(i32, &'static str)> = pass.iter().map(|&n| (n, "--pass-fd")).collect();
+    for n in activation.into_iter().flat_map(|a| a.fds()) {
+        if !numbers.iter().any(|&(m, _)| m == n) {
+            numbers.push((n, "LISTEN_FDS"));
+        }
+    }
+    numbers.sort_unstable();
+    numbers.dedup_by_key(|&mut (n, _)| n);
+    numbers
+        .into_iter()
+        .map(|(n, what)| inherited::claim(n, what).map(|fd| (fd, n)))
+        .collect()
+}
+
+fn run(
+    source: &PolicySource<'_>,
+    audit_path: Option<&std::path::Path>,
+    pass: &[i32],
+    program: &[OsString],
+) -> ExitCode {
+    let Some((program, args)) = program.split_first() else {
+        return fail(125, "no program given");
+    };
+    let policy = match load_policy(source) {
+        Ok(p) => p,
+        Err(e) => return fail(125, e),
+    };
+    let activation = match activation::parse(
+        std::env::var("LISTEN_PID").ok().as_deref(),
+        std::env::var("LISTEN_FDS").ok().as_deref(),
+        std::env::var_os("LISTEN_FDNAMES"),
+        std::process::id(),
+    ) {
+        Ok(a) => a,
+        Err(e) => return fail(125, e),
+    };
+    let passed = match claim_passed(pass, activation.as_ref()) {
+        Ok(p) => p,
+        Err(e) => return fail(125, e),
+    };
+    let ambient = match Ambient::open(&policy) {
+        Ok(a) => a,
+        Err(e) => return fail(125, e),
+    };
+    let audit = match audit_path.map(ambient::open_audit_log).transpose() {
+        Ok(a) => a,
+        Err(e) => return fail(125, e),
+    };
+    let declared = ambient
+        .listeners
+        .iter()
+        .chain(&ambient.preopens)
+        .map(|d| (d.fd.as_fd(), d.target))
+        .chain(passed.iter().map(|(fd, n)| (fd.as_fd(), *n)))
+        .collect();
+    let spec = LaunchSpec {
+        program: program.clone(),
+        args: args.to_vec(),
+        env: std::env::vars_os().collect(),
+        declared,
+        sandbox: launch::hardening::sandbox_policy(&policy.sandbox),
+        activation,
+    };
+    let served = launch::run(&spec, |conn, pid| {
+        if let Err(e) = serve::serve(conn, &policy, &ambient, audit.as_ref(), pid) {
+            tracing::warn!("{e}; connection closed");
+        }
+    });
+    match served {
+        Ok(exit) => ExitCode::from(exit.code()),
+        Err(e) => fail(e.exit_code(), e),
+    }
+}
+
+fn main() -> ExitCode {
+    tracing_subscriber::fmt()
+        .with_writer(std::io::stderr)
+        .with_env_filter(
+            tracing_subscriber::EnvFilter::try_from_env("OPENHOOK_LOG")
+                .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("warn")),
+        )
+        .init();
+    let cli = Cli::parse();
+    match cli.command {
+        Some(Command::Check { policy, sandbox }) => check(policy.as_deref(), sandbox),
+        None if cli.print_derived_policy => print_derived_policy(&cli.program),
+        None => {
+            let source = match (&cli.policy, cli.policy_fd) {
+                (Some(p), None) => PolicySource::File(p),
+                (None, Some(fd)) => PolicySource::Fd(fd),
+                _ => return fail(2, "one of --policy FILE or --policy-fd N is required"),
+            };
+            run(
+                &source,
+                cli.audit_log.as_deref(),
+                &cli.pass_fd,
+                &cli.program,
+            )
+        }
+    }
+}

@@ -12,8 +12,8 @@
 use std::io;
 use std::os::fd::OwnedFd;
 
+use openhook_wire::Errno;
 use rustix::fs::{Mode, OFlags, ResolveFlags};
-use rustix::io::Errno;
 
 use crate::ambient::RuleRoot;
 use crate::policy::{Allowed, FileType};
@@ -28,9 +28,9 @@ pub enum ResolveError {
     Sys(Errno),
 }
 
-impl From<Errno> for ResolveError {
-    fn from(e: Errno) -> Self {
-        ResolveError::Sys(e)
+impl From<rustix::io::Errno> for ResolveError {
+    fn from(e: rustix::io::Errno) -> Self {
+        ResolveError::Sys(e.into())
     }
 }
 
@@ -141,24 +141,24 @@ mod tests {
         let fl = rustix::fs::fcntl_getfl(&fd).expect("getfl");
         assert!(fl.contains(OFlags::NONBLOCK), "requested O_NONBLOCK kept");
         // Real errnos inside the tree.
-        assert_eq!(t.open("vm/none", O_RDONLY, 0).err(), Some(Errno::NOENT));
-        assert_eq!(t.open("vm/sub", O_RDWR, 0).err(), Some(Errno::ISDIR));
+        assert_eq!(t.open("vm/none", O_RDONLY, 0).err(), Some(Errno::ENOENT));
+        assert_eq!(t.open("vm/sub", O_RDWR, 0).err(), Some(Errno::EISDIR));
         assert_eq!(
             t.open("vm/disk.img", O_RDONLY | O_CREAT | O_EXCL, 0o600)
                 .err(),
-            Some(Errno::EXIST)
+            Some(Errno::EEXIST)
         );
         assert_eq!(
             t.open("vm/disk.img/x", O_RDONLY, 0).err(),
-            Some(Errno::NOTDIR)
+            Some(Errno::ENOTDIR)
         );
         // Outside: the deny errno whether the file exists or not.
-        assert_eq!(t.open("outside", O_RDONLY, 0).err(), Some(Errno::PERM));
-        assert_eq!(t.open("nothing", O_RDONLY, 0).err(), Some(Errno::PERM));
+        assert_eq!(t.open("outside", O_RDONLY, 0).err(), Some(Errno::EPERM));
+        assert_eq!(t.open("nothing", O_RDONLY, 0).err(), Some(Errno::EPERM));
         // The directory itself is not a file.
         assert_eq!(
             t.open("vm", O_RDONLY | O_DIRECTORY, 0).err(),
-            Some(Errno::PERM)
+            Some(Errno::EPERM)
         );
     }
 
@@ -181,7 +181,7 @@ mod tests {
         // A regular file under a char-only rule: denied, and not truncated.
         assert_eq!(
             t.open("dev/file", O_RDWR | O_TRUNC, 0).err(),
-            Some(Errno::PERM)
+            Some(Errno::EPERM)
         );
         assert_eq!(
             std::fs::read(t.dir.path().join("dev/file")).expect("read"),
@@ -216,9 +216,9 @@ mod tests {
             0,
         )
         .expect("mkfifo");
-        assert_eq!(t.open("vm/p/fifo", O_RDONLY, 0).err(), Some(Errno::PERM));
+        assert_eq!(t.open("vm/p/fifo", O_RDONLY, 0).err(), Some(Errno::EPERM));
         // Write side with no reader: the kernel's ENXIO, not a hang.
-        assert_eq!(t.open("fifo", O_WRONLY, 0).err(), Some(Errno::NXIO));
+        assert_eq!(t.open("fifo", O_WRONLY, 0).err(), Some(Errno::ENXIO));
     }
 
     #[test]
@@ -235,8 +235,8 @@ mod tests {
         symlink("..", f.join("up")).expect("symlink");
         symlink("/proc/self/root", f.join("magic")).expect("symlink");
         // No-follow rule: any symlink is ELOOP.
-        assert_eq!(t.open("vm/rel", O_RDONLY, 0).err(), Some(Errno::LOOP));
-        assert_eq!(t.open("vm/abs_out", O_RDONLY, 0).err(), Some(Errno::LOOP));
+        assert_eq!(t.open("vm/rel", O_RDONLY, 0).err(), Some(Errno::ELOOP));
+        assert_eq!(t.open("vm/abs_out", O_RDONLY, 0).err(), Some(Errno::ELOOP));
         // Follow rule: inside fine, out of the root never.
         let fd = t
             .open("f/rel", O_RDONLY, 0)
@@ -248,7 +248,7 @@ mod tests {
             "f/up/outside",
             "f/magic/etc/passwd",
         ] {
-            assert_eq!(t.open(out, O_RDONLY, 0).err(), Some(Errno::XDEV), "{out}");
+            assert_eq!(t.open(out, O_RDONLY, 0).err(), Some(Errno::EXDEV), "{out}");
         }
     }
 

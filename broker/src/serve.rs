@@ -1,9 +1,12 @@
 //! Serving: decode → decide → resolve → audit → reply. All judgement lives
-//! in `policy::decide`; this is the thin shell around it.
+//! in `policy::decide`; this is the thin shell around it. The connection
+//! reader, protocol-level checks (`EINVAL`, `ENAMETOOLONG`, `-ENOSYS`) and
+//! replies come from `openhook_wire::hook::Connection`.
 
 use std::os::fd::OwnedFd;
 
-use rustix::io::Errno;
+use openhook_wire::hook::{Connection, Handler, OpenRequest, PathError, ServerError};
+use openhook_wire::Errno;
 
 use crate::ambient::Ambient;
 use crate::audit::{escape_path, now_ts, AuditLog, AuditRecord, Decision};
@@ -63,7 +66,7 @@ pub fn handle_open(
     };
     let errno = match &reply {
         Ok(_) => 0,
-        Err(e) => e.raw_os_error(),
+        Err(e) => e.get(),
     };
     Handled {
         reply,
@@ -96,8 +99,83 @@ pub fn handle_and_audit(
     if let Some(log) = audit {
         if let Err(e) = log.write(&handled.record) {
             tracing::error!("audit log write failed: {e}; refusing the request");
-            return Err(Errno::IO);
+            return Err(Errno::EIO);
         }
     }
     handled.reply
+}
+
+/// Serving one hook connection ended abnormally. The connection is closed;
+/// nothing else is affected.
+#[derive(Debug, thiserror::Error)]
+pub enum ServeError {
+    /// The peer broke the protocol (bad framing, EOF mid-frame, fds sent
+    /// with a request) or the socket failed.
+    #[error("hook connection: {0}")]
+    Connection(#[from] ServerError),
+}
+
+/// The policy side of a hook connection.
+struct PolicyHandler<'a> {
+    policy: &'a Policy,
+    ambient: &'a Ambient,
+    audit: Option<&'a AuditLog>,
+    pid: i32,
+}
+
+impl Handler for PolicyHandler<'_> {
+    fn open(&mut self, req: &OpenRequest<'_>) -> Result<OwnedFd, Errno> {
+        handle_and_audit(
+            self.policy,
+            self.ambient,
+            self.audit,
+            self.pid,
+            req.path,
+            req.flags,
+            req.mode,
+        )
+    }
+
+    fn rejected(&mut self, req: &OpenRequest<'_>, error: PathError) {
+        let Some(log) = self.audit else { return };
+        let record = AuditRecord {
+            ts: now_ts(),
+            pid: self.pid,
+            path: escape_path(req.path),
+            flags: req.flags,
+            mode: req.mode,
+            decision: Decision::Deny,
+            errno: error.errno().get(),
+            rule: None,
+            reason: error.to_string(),
+        };
+        if let Err(e) = log.write(&record) {
+            tracing::error!("audit log write failed: {e}");
+        }
+    }
+
+    fn unknown(&mut self, command: u32) {
+        tracing::warn!("hook: unknown command {command}, replied -ENOSYS");
+    }
+}
+
+/// Serves one hook connection until the peer hangs up (`Ok`) or breaks the
+/// protocol (`Err`; the connection is then closed). Each request is decided,
+/// opened, audited (before the reply) and answered; every fd is closed once
+/// sent.
+pub fn serve(
+    conn: OwnedFd,
+    policy: &Policy,
+    ambient: &Ambient,
+    audit: Option<&AuditLog>,
+    child_pid: i32,
+) -> Result<(), ServeError> {
+    let mut handler = PolicyHandler {
+        policy,
+        ambient,
+        audit,
+        pid: child_pid,
+    };
+    Connection::new(conn).serve(&mut handler)?;
+    Ok(())
 }

@@ -2,9 +2,11 @@
 //! command line. Every file it uses comes through the open hook, a
 //! declared fd, or a manager over QMP; see `fds::open`.
 
+pub mod chardev;
 pub mod cli;
 pub mod config;
 pub mod devices;
 pub mod fds;
 pub mod machine;
 pub mod qmp;
+pub mod run;

@@ -11,7 +11,7 @@
 use std::os::fd::{AsRawFd, OwnedFd};
 use std::process::Command;
 
-use openhook_emulator::qmp::{server, Hub, Monitor, Transport};
+use openhook_emulator::qmp::{server, Hub, HubParts, Monitor, Transport};
 
 const SCRIPT: &str = r#"
 import asyncio, sys
@@ -70,7 +70,10 @@ fn qemu_qmp_python_client_passes_an_fd() {
     let dir = tempfile::tempdir().unwrap();
     let path = dir.path().join("qmp.sock");
     let listener = std::os::unix::net::UnixListener::bind(&path).unwrap();
-    let hub = Hub::new(Some("pyvm".into()), None, None);
+    let hub = Hub::new(HubParts {
+        name: Some("pyvm".into()),
+        ..HubParts::default()
+    });
     let monitor = Monitor::new();
     let _t = server::spawn(hub, monitor.clone(), Transport::Listener(listener.into())).unwrap();
 
@@ -96,8 +99,8 @@ fn qemu_qmp_python_client_passes_an_fd() {
          OK\n"
     );
     // The monitor holds the fd under its name after Python has gone.
-    assert!(monitor.named().contains_key("pipe"));
+    assert!(monitor.named().names() == ["pipe"]);
     assert!(!write_end_closed(&r));
-    drop(monitor.named().remove("pipe"));
+    monitor.named().closefd("pipe").unwrap();
     assert!(write_end_closed(&r));
 }

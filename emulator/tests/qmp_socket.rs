@@ -9,7 +9,7 @@ use std::sync::Arc;
 use std::thread::JoinHandle;
 use std::time::Duration;
 
-use openhook_emulator::qmp::{server, Hub, Monitor, Transport};
+use openhook_emulator::qmp::{server, Hub, HubParts, Monitor, Transport};
 use openhook_wire::qmp::{ErrorClass, QmpClient};
 use serde_json::{json, Value};
 
@@ -48,7 +48,10 @@ fn desc(e: openhook_wire::qmp::ClientError) -> String {
 
 #[test]
 fn greeting_negotiation_and_malformed_input_over_a_socket() {
-    let hub = Hub::new(Some("vm1".into()), None, None);
+    let hub = Hub::new(HubParts {
+        name: Some("vm1".into()),
+        ..HubParts::default()
+    });
     let (mut sock, t) = connected(&hub);
     let mut greeting = [0u8; 512];
     let n = sock.read(&mut greeting).unwrap();
@@ -105,7 +108,7 @@ fn greeting_negotiation_and_malformed_input_over_a_socket() {
 
 #[test]
 fn getfd_with_fd_alone_or_with_command_and_batch_rules() {
-    let hub = Hub::new(None, None, None);
+    let hub = Hub::new(HubParts::default());
     let (sock, t) = connected(&hub);
     let mut c = client(sock);
     c.negotiate().unwrap();
@@ -198,7 +201,7 @@ fn named_fds_survive_a_reconnect_and_clients_take_turns() {
     let dir = tempfile::tempdir().unwrap();
     let path = dir.path().join("qmp.sock");
     let listener = std::os::unix::net::UnixListener::bind(&path).unwrap();
-    let hub = Hub::new(None, None, None);
+    let hub = Hub::new(HubParts::default());
     let _t = server::spawn(
         hub.clone(),
         Monitor::new(),
@@ -225,7 +228,7 @@ fn named_fds_survive_a_reconnect_and_clients_take_turns() {
 
 #[test]
 fn events_are_broadcast_after_negotiation_only() {
-    let hub = Hub::new(None, None, None);
+    let hub = Hub::new(HubParts::default());
     let (s1, _t1) = connected(&hub);
     let (s2, _t2) = connected(&hub);
     let mut a = client(s1);
@@ -247,7 +250,7 @@ fn events_are_broadcast_after_negotiation_only() {
 
 #[test]
 fn hostile_input_is_answered_and_bounded() {
-    let hub = Hub::new(None, None, None);
+    let hub = Hub::new(HubParts::default());
     let (sock, t) = connected(&hub);
     let mut c = client(sock);
     c.negotiate().unwrap();

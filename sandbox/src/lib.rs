@@ -19,6 +19,6 @@ mod sys;
 
 pub use error::SandboxError;
 pub use preexec::{ChildError, ChildStep, Namespace, PreExec, SandboxPolicy};
-pub use profile::{enter, LayerState, Layers, Mode, Profile, Report};
-pub use report::report;
+pub use profile::{enter, LayerState, Layers, Mode, Profile, Report, MODE_ENV};
+pub use report::{report, require_gaps};
 pub use seccomp::{DefaultAction, Needs, ThreadFilter, ThreadKind};

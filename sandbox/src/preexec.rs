@@ -35,7 +35,8 @@ pub const DEFAULT_ENV_KEEP: &[&str] = &["RUST_LOG", "RUST_BACKTRACE", "OPENHOOK_
 pub enum Namespace {
     /// New user namespace mapping only the child's own uid and gid.
     User,
-    /// New pid namespace (not supported yet: needs the launcher's clone).
+    /// New pid namespace: the launcher creates the child in it (pid 1
+    /// there) with `clone3(CLONE_NEWPID)`; see [`PreExec::new_pid_namespace`].
     Pid,
     /// New, empty network namespace (loopback down).
     Net,
@@ -150,11 +151,16 @@ pub struct PreExec {
     user: Option<(libc::uid_t, libc::gid_t)>,
     unshare_flags: libc::c_int,
     user_ns: bool,
+    /// The launcher must create the child in a new pid namespace.
+    pid_ns: bool,
     maps: Option<[(CString, Vec<u8>); 3]>,
     empty_root: Option<EmptyRoot>,
     bounding_may_fail: bool,
     landlock: Option<OwnedFd>,
     env: Vec<(OsString, OsString)>,
+    /// Mode `off`: only the fds are closed (the environment is scrubbed
+    /// by the launcher); no privilege step runs.
+    off: bool,
 }
 
 fn cstring(p: &Path) -> Result<CString, SandboxError> {
@@ -163,6 +169,13 @@ fn cstring(p: &Path) -> Result<CString, SandboxError> {
 }
 
 impl PreExec {
+    /// Whether the launcher must create the child in a new pid namespace
+    /// (`[sandbox] namespaces` has `pid`), so that it is pid 1 there and
+    /// sees no other process.
+    pub fn new_pid_namespace(&self) -> bool {
+        self.pid_ns && !self.off
+    }
+
     /// Prepares the child's steps for exec'ing `program`, keeping fds 0–2 and
     /// `keep_fds` (the child-side numbers of the hook fd and declared fds,
     /// after the launcher has placed them).
@@ -211,11 +224,13 @@ impl PreExec {
                 user: None,
                 unshare_flags: 0,
                 user_ns: false,
+                pid_ns: false,
                 maps: None,
                 empty_root: None,
                 bounding_may_fail: true,
                 landlock: None,
                 env,
+                off: true,
             });
         }
 
@@ -237,29 +252,30 @@ impl PreExec {
 
         let mut flags = 0;
         let mut user_ns = false;
+        let mut pid_ns = false;
         let mut mount = false;
         for ns in &policy.namespaces {
-            flags |=
-                match ns {
-                    Namespace::User => {
-                        user_ns = true;
-                        libc::CLONE_NEWUSER
-                    }
-                    Namespace::Pid => return Err(SandboxError::PreExec(
-                        "namespace `pid` is not supported yet (the emulator would not be pid 1 \
-                         of it without a second fork); remove it from [sandbox] namespaces"
-                            .into(),
-                    )),
-                    Namespace::Net => libc::CLONE_NEWNET,
-                    Namespace::Ipc => libc::CLONE_NEWIPC,
-                    Namespace::Uts => libc::CLONE_NEWUTS,
-                    Namespace::Mount => {
-                        mount = true;
-                        libc::CLONE_NEWNS
-                    }
-                };
+            flags |= match ns {
+                Namespace::User => {
+                    user_ns = true;
+                    libc::CLONE_NEWUSER
+                }
+                // Not an unshare: unshare(CLONE_NEWPID) would move only
+                // the child's children, so the launcher clones into it.
+                Namespace::Pid => {
+                    pid_ns = true;
+                    0
+                }
+                Namespace::Net => libc::CLONE_NEWNET,
+                Namespace::Ipc => libc::CLONE_NEWIPC,
+                Namespace::Uts => libc::CLONE_NEWUTS,
+                Namespace::Mount => {
+                    mount = true;
+                    libc::CLONE_NEWNS
+                }
+            };
         }
-        if flags != 0 && !user_ns && euid != 0 {
+        if (flags != 0 || pid_ns) && !user_ns && euid != 0 {
             return Err(SandboxError::PreExec(
                 "namespaces other than `user` need a root broker; add `user` to [sandbox] namespaces"
                     .into(),
@@ -313,11 +329,13 @@ impl PreExec {
             user,
             unshare_flags: flags,
             user_ns,
+            pid_ns,
             maps,
             empty_root,
             bounding_may_fail,
             landlock,
             env,
+            off: false,
         })
     }
 
@@ -338,6 +356,9 @@ impl PreExec {
     pub fn apply_in_child(&self) -> Result<(), ChildError> {
         use sys::child as c;
         let at = |step| move |errno| ChildError { step, errno };
+        if self.off {
+            return self.close_fds().map_err(at(ChildStep::CloseFds));
+        }
         for &(res, v) in &self.rlimits {
             c::set_rlimit(res, v).map_err(at(ChildStep::Rlimits))?;
         }
@@ -372,8 +393,12 @@ impl PreExec {
         if let Some(fd) = &self.landlock {
             c::landlock_restrict_self(fd.as_raw_fd()).map_err(at(ChildStep::Landlock))?;
         }
+        self.close_fds().map_err(at(ChildStep::CloseFds))
+    }
+
+    fn close_fds(&self) -> Result<(), Errno> {
         for &(first, last) in &self.close {
-            c::close_range(first, last).map_err(at(ChildStep::CloseFds))?;
+            sys::child::close_range(first, last)?;
         }
         Ok(())
     }

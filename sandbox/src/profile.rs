@@ -9,6 +9,12 @@ use crate::error::SandboxError;
 use crate::seccomp::{install, DefaultAction, Needs, ThreadFilter, ThreadKind};
 use crate::{caps, landlock, sys};
 
+/// The environment variable through which a launcher (the broker) tells
+/// the process it starts which mode its policy asks for: `require`,
+/// `best-effort` or `off`. The emulator combines it with `-sandbox on|off`
+/// (see docs/sandbox.md).
+pub const MODE_ENV: &str = "OPENHOOK_SANDBOX_MODE";
+
 /// How strictly the layers are demanded.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Default)]
 pub enum Mode {

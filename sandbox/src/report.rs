@@ -5,6 +5,21 @@ use std::fmt::Write as _;
 
 use crate::{landlock, seccomp, sys};
 
+/// Why `require` would refuse to start on this kernel: one entry per
+/// layer that cannot be enforced (empty when every layer can). The same
+/// checks `enter` and `PreExec::prepare` make before applying anything.
+pub fn require_gaps() -> Vec<String> {
+    let mut gaps: Vec<String> = landlock::Support::probe()
+        .missing()
+        .into_iter()
+        .map(|w| format!("landlock: {w}"))
+        .collect();
+    if let Err(why) = seccomp::install::support() {
+        gaps.push(format!("seccomp: {why}"));
+    }
+    gaps
+}
+
 /// A human-readable table, one line per layer.
 pub fn report() -> String {
     let mut out = String::new();

@@ -3,6 +3,7 @@
 
 use std::path::PathBuf;
 
+pub mod broker;
 pub mod fw;
 
 /// Directory holding the workspace's built binaries (`target/<profile>`),

@@ -1,27 +1,31 @@
-//! Escapes through the broker's decision and resolution (policy → decide →
-//! openat2 beneath the rule root) on real files in a temp tree. Each case
-//! shows the plain, unconfined open reaches the outside file, and the
-//! brokered open does not.
+//! Escapes through the broker (policy → decide → openat2 beneath the rule
+//! root), on real files in a temp tree, each request sent by the real
+//! `HookClient` to the real serve loop (see `inproc`). Each case shows the
+//! plain, unconfined open reaches the outside file, and the brokered open
+//! does not.
 #![allow(clippy::disallowed_methods)]
+
+mod inproc;
 
 use std::fs;
 use std::os::fd::{AsFd, OwnedFd};
 use std::os::unix::fs::{symlink, MetadataExt};
 use std::path::{Path, PathBuf};
 
+use std::sync::Arc;
+
+use inproc::InProc;
 use openhook_broker::ambient::Ambient;
-use openhook_broker::policy::{self, Policy};
-use openhook_broker::serve::handle_open;
-use rustix::io::Errno;
+use openhook_broker::policy;
+use openhook_wire::Errno;
 
 const O_RDONLY: u32 = 0;
-const DENY: Errno = Errno::PERM;
+const DENY: Errno = Errno::EPERM;
 
 struct Fixture {
-    _dir: tempfile::TempDir,
     base: PathBuf,
-    policy: Policy,
-    ambient: Ambient,
+    broker: InProc,
+    _dir: tempfile::TempDir,
 }
 
 /// `tree/` (rw, symlinks refused), `ftree/` (symlinks followed beneath),
@@ -44,10 +48,9 @@ fn fixture(extra: &str) -> Fixture {
     let policy = policy::parse(&text, "escape.toml").expect("policy parses");
     let ambient = Ambient::open(&policy).expect("ambient opens");
     Fixture {
-        _dir: dir,
         base,
-        policy,
-        ambient,
+        broker: InProc::start(Arc::new(policy), Arc::new(ambient), None),
+        _dir: dir,
     }
 }
 
@@ -58,15 +61,7 @@ impl Fixture {
 
     fn broker_open(&self, path: &Path) -> Result<OwnedFd, Errno> {
         use std::os::unix::ffi::OsStrExt;
-        handle_open(
-            &self.policy,
-            &self.ambient,
-            1,
-            path.as_os_str().as_bytes(),
-            O_RDONLY,
-            0,
-        )
-        .reply
+        self.broker.open(path.as_os_str().as_bytes(), O_RDONLY, 0)
     }
 }
 
@@ -114,9 +109,9 @@ fn absolute_and_relative_symlinks_out_of_a_subtree() {
         // Refused: ELOOP where symlinks are refused, EXDEV where they are
         // followed but would leave the root.
         let errs = if tree == "tree" {
-            [Errno::LOOP]
+            [Errno::ELOOP]
         } else {
-            [Errno::XDEV]
+            [Errno::EXDEV]
         };
         assert_escape_refused(&f, &f.p(&format!("{tree}/abs")), &secret, &errs);
         assert_escape_refused(&f, &f.p(&format!("{tree}/rel")), &secret, &errs);
@@ -134,13 +129,18 @@ fn dot_dot_through_a_symlink() {
     symlink("..", f.p("tree/up")).expect("symlink");
     symlink("..", f.p("ftree/up")).expect("symlink");
     symlink("../..", f.p("ftree/sub/upup")).expect("symlink");
-    assert_escape_refused(&f, &f.p("tree/up/outside/secret"), &secret, &[Errno::LOOP]);
-    assert_escape_refused(&f, &f.p("ftree/up/outside/secret"), &secret, &[Errno::XDEV]);
+    assert_escape_refused(&f, &f.p("tree/up/outside/secret"), &secret, &[Errno::ELOOP]);
+    assert_escape_refused(
+        &f,
+        &f.p("ftree/up/outside/secret"),
+        &secret,
+        &[Errno::EXDEV],
+    );
     assert_escape_refused(
         &f,
         &f.p("ftree/sub/upup/outside/secret"),
         &secret,
-        &[Errno::XDEV],
+        &[Errno::EXDEV],
     );
     // A literal `..` never reaches resolution.
     let lit = format!("{}/tree/../outside/secret", f.base.display());
@@ -163,9 +163,9 @@ fn magic_links_are_refused_even_inside_an_allowed_tree() {
     let held = fs::File::open(&secret).expect("open secret");
     let n = std::os::fd::AsRawFd::as_raw_fd(&held);
     let fdlink = PathBuf::from(format!("/proc/self/fd/{n}"));
-    assert_escape_refused(&f, &fdlink, &secret, &[Errno::LOOP]);
+    assert_escape_refused(&f, &fdlink, &secret, &[Errno::ELOOP]);
     let rootlink = PathBuf::from(format!("/proc/self/root{}", secret.display()));
-    assert_escape_refused(&f, &rootlink, &secret, &[Errno::LOOP]);
+    assert_escape_refused(&f, &rootlink, &secret, &[Errno::ELOOP]);
     // Ordinary files in the same tree still open: the tree is really allowed.
     let fd = f
         .broker_open(Path::new("/proc/self/status"))
@@ -174,10 +174,10 @@ fn magic_links_are_refused_even_inside_an_allowed_tree() {
     // Magic links reached through a symlink in a followed tree: the
     // absolute target leaves the root first.
     symlink(&fdlink, f.p("ftree/fdlink")).expect("symlink");
-    assert_escape_refused(&f, &f.p("ftree/fdlink"), &secret, &[Errno::XDEV]);
+    assert_escape_refused(&f, &f.p("ftree/fdlink"), &secret, &[Errno::EXDEV]);
     symlink("/proc/self/root", f.p("ftree/root")).expect("symlink");
     let via_root = f.p(&format!("ftree/root{}", secret.display()));
-    assert_escape_refused(&f, &via_root, &secret, &[Errno::XDEV]);
+    assert_escape_refused(&f, &via_root, &secret, &[Errno::EXDEV]);
     drop(held);
 }
 
@@ -207,7 +207,7 @@ fn no_match_never_leaks_existence() {
     // Inside the tree the real errno passes.
     assert_eq!(
         f.broker_open(&f.p("tree/missing")).err(),
-        Some(Errno::NOENT)
+        Some(Errno::ENOENT)
     );
 }
 

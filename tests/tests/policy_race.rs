@@ -2,8 +2,10 @@
 //! symlink to `/` 10,000 times (atomic `RENAME_EXCHANGE`) while requests open
 //! a file through it. No fd may ever land outside the tree: every fd the
 //! broker hands out is checked with `fstat` against the inside file's
-//! (dev, ino).
+//! (dev, ino). Requests go through the real `HookClient` and serve loop.
 #![allow(clippy::disallowed_methods)]
+
+mod inproc;
 
 use std::fs;
 use std::os::fd::AsFd;
@@ -11,9 +13,9 @@ use std::os::unix::fs::{symlink, MetadataExt};
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::Arc;
 
+use inproc::InProc;
 use openhook_broker::ambient::Ambient;
 use openhook_broker::policy;
-use openhook_broker::serve::handle_open;
 use rustix::fs::{renameat_with, RenameFlags, CWD};
 
 const SWAPS: usize = 10_000;
@@ -36,6 +38,7 @@ fn race(follow: bool) {
     );
     let policy = policy::parse(&text, "race.toml").expect("parses");
     let ambient = Ambient::open(&policy).expect("opens");
+    let broker = InProc::start(Arc::new(policy), Arc::new(ambient), None);
     let request = format!("{}/tree/sw/etc/passwd", base.display());
 
     let done = Arc::new(AtomicBool::new(false));
@@ -54,7 +57,7 @@ fn race(follow: bool) {
     let (mut opened, mut refused, mut plain_escapes, mut rounds) = (0usize, 0usize, 0usize, 0usize);
     while !done.load(Ordering::SeqCst) {
         rounds += 1;
-        match handle_open(&policy, &ambient, 1, request.as_bytes(), 0, 0).reply {
+        match broker.open(request.as_bytes(), 0, 0) {
             Ok(fd) => {
                 let st = rustix::fs::fstat(fd.as_fd()).expect("fstat");
                 assert_eq!(
@@ -102,9 +105,15 @@ fn race(follow: bool) {
         ),
         (outside.dev(), outside.ino())
     );
-    assert!(handle_open(&policy, &ambient, 1, request.as_bytes(), 0, 0)
-        .reply
-        .is_err());
+    assert_eq!(
+        broker.open(request.as_bytes(), 0, 0).err(),
+        Some(if follow {
+            openhook_wire::Errno::EXDEV
+        } else {
+            openhook_wire::Errno::ELOOP
+        })
+    );
+    broker.finish();
 }
 
 #[test]

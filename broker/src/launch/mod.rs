@@ -6,6 +6,7 @@
 //! launching knows nothing about policy: `main.rs` passes a closure that
 //! calls `serve::serve`.
 
+pub mod hardening;
 pub mod signals;
 pub mod spawn;
 mod sys;
@@ -44,7 +45,8 @@ impl LaunchError {
 }
 
 /// Start the program, serve its hook connection in a thread with `serve`
-/// (which gets the broker's end of the socketpair and returns at EOF),
+/// (which gets the broker's end of the socketpair and the child's pid, and
+/// returns at EOF),
 /// forward SIGTERM/SIGINT, reap the child and return how it ended.
 ///
 /// Must be called while the process is single-threaded. The serve thread
@@ -53,17 +55,24 @@ impl LaunchError {
 /// too) and the thread is joined.
 pub fn run<F>(spec: &LaunchSpec<'_>, serve: F) -> Result<ChildExit, LaunchError>
 where
-    F: FnOnce(OwnedFd) + Send,
+    F: FnOnce(OwnedFd, i32) + Send,
 {
     signals::prepare().map_err(LaunchError::Signals)?;
     let child = spawn::spawn(spec)?;
     let shutdown = child.hook.try_clone().map_err(LaunchError::Dup)?;
     let hook = child.hook;
+    let shutdown = &shutdown;
     std::thread::scope(|scope| {
-        scope.spawn(move || serve(hook));
+        let pid = child.pid.as_raw_nonzero().get();
+        scope.spawn(move || {
+            serve(hook, pid);
+            // `serve` closed its fd, but our duplicate keeps the socket
+            // open: shut it down so the child sees the connection closed.
+            let _ = rustix::net::shutdown(shutdown, rustix::net::Shutdown::Both);
+        });
         let exit = signals::supervise(child.pid).map_err(LaunchError::Wait);
         // Ends a serve loop still blocked in recvmsg or sendmsg.
-        let _ = rustix::net::shutdown(&shutdown, rustix::net::Shutdown::Both);
+        let _ = rustix::net::shutdown(shutdown, rustix::net::Shutdown::Both);
         exit
     })
 }

@@ -1,6 +1,8 @@
 //! Spawning the program: the hook socketpair, the fd plan (declared fds at
 //! their numbers plus the hook fd), `-open-hook-fd N` appended, PATH lookup
-//! done in the parent. The fork/exec itself is in `sys.rs`.
+//! done in the parent, the sandbox's pre-exec hardening prepared before the
+//! fork (`hardening.rs` maps the policy's `[sandbox]` table). The fork/exec
+//! itself is in `sys.rs`.
 
 use std::ffi::{OsStr, OsString};
 use std::io;
@@ -8,6 +10,7 @@ use std::os::fd::{AsFd, BorrowedFd, OwnedFd, RawFd};
 use std::os::unix::ffi::OsStrExt;
 use std::path::{Path, PathBuf};
 
+use openhook_sandbox::{PreExec, SandboxError, SandboxPolicy};
 use rustix::net::{AddressFamily, SocketFlags, SocketType};
 use rustix::process::Pid;
 
@@ -19,10 +22,21 @@ pub struct LaunchSpec<'a> {
     pub program: OsString,
     /// Its arguments (argv[1..]); `-open-hook-fd N` is appended.
     pub args: Vec<OsString>,
-    /// Its environment, `(key, value)`.
+    /// The environment `PATH` is looked up in, `(key, value)`. The child
+    /// itself gets only the hardening's scrubbed environment: the
+    /// variables of `sandbox.env_keep` that are set in the broker's own
+    /// environment (`PreExec::env`).
     pub env: Vec<(OsString, OsString)>,
     /// fds it inherits, each at the given number (at least 3, distinct).
     pub declared: Vec<(BorrowedFd<'a>, RawFd)>,
+    /// The pre-exec hardening (from the policy's `[sandbox]` table via
+    /// [`super::hardening::sandbox_policy`]). Mode `off` still closes
+    /// undeclared fds and scrubs the environment, and says so on stderr.
+    pub sandbox: SandboxPolicy,
+    /// A socket activation to hand on: its fds must be among `declared`
+    /// at their numbers; the child gets `LISTEN_FDS`/`LISTEN_FDNAMES` as
+    /// given and `LISTEN_PID` = its own pid.
+    pub activation: Option<crate::activation::Activation>,
 }
 
 /// Why the program could not be started.
@@ -40,6 +54,10 @@ pub enum SpawnError {
     /// Building argv/envp failed (a NUL byte).
     #[error("{0}")]
     Args(#[source] io::Error),
+    /// Preparing the pre-exec hardening failed (e.g. an unknown
+    /// `[sandbox] user`, or the mode is `require` and a layer is missing).
+    #[error("sandbox: {0}")]
+    Sandbox(#[source] SandboxError),
     /// fork/exec failed.
     #[error("{program}: {source}")]
     Exec {
@@ -62,6 +80,7 @@ impl SpawnError {
                     ForkExecError::Child {
                         step: sys::ChildStep::Exec,
                         errno,
+                        ..
                     },
                 ..
             } => {
@@ -162,9 +181,34 @@ pub fn spawn(spec: &LaunchSpec<'_>) -> Result<Spawned, SpawnError> {
 
     let argv = child_argv(&spec.program, &spec.args, hook_fd);
     let argv: Vec<&OsStr> = argv.iter().map(|a| a.as_os_str()).collect();
-    let env: Vec<OsString> = spec
-        .env
+    let mut moves = spec.declared.clone();
+    moves.push((child_end.as_fd(), hook_fd));
+
+    let mut plan = ExecPlan::new(path.as_os_str(), &argv, &moves).map_err(SpawnError::Args)?;
+    let pre =
+        PreExec::prepare(&spec.sandbox, &path, &plan.child_fds()).map_err(SpawnError::Sandbox)?;
+    // The child's environment is the hardening's scrubbed one, plus the
+    // policy's sandbox mode for the emulator (openhook_sandbox::MODE_ENV).
+    let mode_env = (
+        OsString::from(openhook_sandbox::MODE_ENV),
+        OsString::from(spec.sandbox.mode.to_string()),
+    );
+    let mut extra = vec![mode_env];
+    if let Some(a) = &spec.activation {
+        extra.push(("LISTEN_FDS".into(), a.count.to_string().into()));
+        if let Some(names) = &a.names {
+            extra.push(("LISTEN_FDNAMES".into(), names.clone()));
+        }
+    }
+    let env: Vec<OsString> = pre
+        .env()
         .iter()
+        .filter(|(k, _)| {
+            k != openhook_sandbox::MODE_ENV
+                && !["LISTEN_PID", "LISTEN_FDS", "LISTEN_FDNAMES"]
+                    .contains(&k.to_str().unwrap_or(""))
+        })
+        .chain(extra.iter())
         .map(|(k, v)| {
             let mut e = k.clone();
             e.push("=");
@@ -173,12 +217,17 @@ pub fn spawn(spec: &LaunchSpec<'_>) -> Result<Spawned, SpawnError> {
         })
         .collect();
     let env: Vec<&OsStr> = env.iter().map(|e| e.as_os_str()).collect();
-    let mut moves = spec.declared.clone();
-    moves.push((child_end.as_fd(), hook_fd));
-
-    let mut plan =
-        ExecPlan::new(path.as_os_str(), &argv, &env, &moves).map_err(SpawnError::Args)?;
-    let pid = sys::fork_exec(&mut plan).map_err(|source| SpawnError::Exec {
+    plan.set_env(&env).map_err(SpawnError::Args)?;
+    if spec.activation.is_some() {
+        plan.add_listen_pid();
+    }
+    if let Some(fd) = pre.reserved_fd().filter(|&fd| plan.is_target(fd)) {
+        // prepare() places it above every kept fd; a target here is a bug.
+        return Err(SpawnError::Sandbox(SandboxError::PreExec(format!(
+            "the hardening's reserved fd {fd} is a declared fd number"
+        ))));
+    }
+    let pid = sys::fork_exec(plan, &pre).map_err(|source| SpawnError::Exec {
         program: path.clone(),
         source,
     })?;

@@ -16,6 +16,7 @@ use std::os::fd::{AsRawFd, BorrowedFd, OwnedFd, RawFd};
 use std::os::raw::c_char;
 use std::os::unix::ffi::OsStrExt;
 
+use openhook_sandbox::{ChildStep as SandboxStep, PreExec};
 use rustix::process::Pid;
 
 /// `CLOSE_RANGE_CLOEXEC` (Linux 5.11): mark the range close-on-exec
@@ -84,12 +85,14 @@ pub enum ForkExecError {
         source: io::Error,
     },
     /// A child-side step failed; the child has been reaped.
-    #[error("{}: {}", .step.describe(), io::Error::from_raw_os_error(*.errno))]
+    #[error("{}{}: {}", .step.describe(), .sandbox.map(|s| format!(" (step {s:?})")).unwrap_or_default(), io::Error::from_raw_os_error(*.errno))]
     Child {
         /// The step.
         step: ChildStep,
         /// Its errno.
         errno: i32,
+        /// For [`ChildStep::Sandbox`]: which hardening step failed.
+        sandbox: Option<SandboxStep>,
     },
 }
 
@@ -114,6 +117,70 @@ pub struct ExecPlan {
     high_base: RawFd,
     parent: libc::pid_t,
     empty_mask: libc::sigset_t,
+    /// The exec-status pipe: EOF on the read end means `execve` succeeded.
+    report_r: OwnedFd,
+    /// Its write end, above every target, close-on-exec; the hardening
+    /// keeps it open so a failed `execve` can still be reported.
+    report_w: OwnedFd,
+    /// `LISTEN_PID=<child pid>`: an envp entry the child fills in after
+    /// the fork, when an activation is handed on ([`ExecPlan::add_listen_pid`]).
+    listen_pid: Option<Box<[u8; LISTEN_PID_BUF]>>,
+}
+
+const LISTEN_PID_PREFIX: &[u8] = b"LISTEN_PID=";
+/// The prefix, at most 10 digits and the NUL.
+const LISTEN_PID_BUF: usize = 32;
+
+/// Writes `LISTEN_PID=<pid>` and a NUL into `buf` (no allocation: called
+/// in the child between fork and exec).
+fn write_listen_pid(buf: &mut [u8; LISTEN_PID_BUF], pid: libc::pid_t) {
+    buf[..LISTEN_PID_PREFIX.len()].copy_from_slice(LISTEN_PID_PREFIX);
+    let mut digits = [0u8; 12];
+    let mut n = pid.unsigned_abs();
+    let mut len = 0;
+    loop {
+        // n % 10 < 10: the cast cannot truncate.
+        digits[len] = b'0' + u8::try_from(n % 10).unwrap_or(0);
+        len += 1;
+        n /= 10;
+        if n == 0 || len == digits.len() {
+            break;
+        }
+    }
+    let mut at = LISTEN_PID_PREFIX.len();
+    for d in digits[..len].iter().rev() {
+        buf[at] = *d;
+        at += 1;
+    }
+    buf[at] = 0;
+}
+
+/// The sandbox's child steps, in the order the status pipe encodes them
+/// (index + 1; 0 means no sandbox step).
+const SANDBOX_STEPS: [SandboxStep; 10] = [
+    SandboxStep::Rlimits,
+    SandboxStep::Namespaces,
+    SandboxStep::UserMaps,
+    SandboxStep::EmptyRoot,
+    SandboxStep::BoundingSet,
+    SandboxStep::SwitchUser,
+    SandboxStep::NoNewPrivs,
+    SandboxStep::Capabilities,
+    SandboxStep::Landlock,
+    SandboxStep::CloseFds,
+];
+
+fn sandbox_step_code(step: SandboxStep) -> i32 {
+    SANDBOX_STEPS
+        .iter()
+        .position(|s| *s == step)
+        .and_then(|i| i32::try_from(i + 1).ok())
+        .unwrap_or(0)
+}
+
+fn sandbox_step_from_code(code: i32) -> Option<SandboxStep> {
+    let i = usize::try_from(code).ok()?.checked_sub(1)?;
+    SANDBOX_STEPS.get(i).copied()
 }
 
 fn cstring(s: &OsStr) -> io::Result<CString> {
@@ -135,15 +202,16 @@ fn null_terminated(strings: &[CString]) -> Vec<*const c_char> {
 
 impl ExecPlan {
     /// `path`: the program (already resolved, no PATH search in the
-    /// child); `argv` including argv[0]; `env` as `KEY=VALUE` entries;
-    /// `moves`: each fd and the number it must have in the child. Targets
-    /// must be distinct and at least 3 (checked by the caller).
+    /// child); `argv` including argv[0]; `moves`: each fd and the number it
+    /// must have in the child. Targets must be distinct and at least 3
+    /// (checked by the caller). The environment starts empty
+    /// ([`ExecPlan::set_env`]).
     pub fn new(
         path: &OsStr,
         argv: &[&OsStr],
-        env: &[&OsStr],
         moves: &[(BorrowedFd<'_>, RawFd)],
     ) -> io::Result<ExecPlan> {
+        let env: &[&OsStr] = &[];
         let path = cstring(path)?;
         let argv = argv
             .iter()
@@ -158,6 +226,10 @@ impl ExecPlan {
         let mut keep: Vec<RawFd> = moves.iter().map(|&(_, t)| t).collect();
         keep.sort_unstable();
         let high_base = keep.last().copied().unwrap_or(2).saturating_add(1);
+        let (report_r, report_w) = rustix::pipe::pipe_with(rustix::pipe::PipeFlags::CLOEXEC)?;
+        // Keep the report pipe above every target number, so that placing
+        // the declared fds can never overwrite it.
+        let report_w = rustix::io::fcntl_dupfd_cloexec(&report_w, high_base)?;
         Ok(ExecPlan {
             path,
             _argv: argv,
@@ -170,7 +242,49 @@ impl ExecPlan {
             high_base,
             parent: rustix::process::getpid().as_raw_nonzero().get(),
             empty_mask: empty_sigset()?,
+            report_r,
+            report_w,
+            listen_pid: None,
         })
+    }
+
+    /// Adds a `LISTEN_PID` entry to the environment (after [`set_env`]),
+    /// holding the child's own pid: the child writes it after the fork.
+    ///
+    /// [`set_env`]: ExecPlan::set_env
+    pub fn add_listen_pid(&mut self) {
+        let mut buf = Box::new([0u8; LISTEN_PID_BUF]);
+        write_listen_pid(&mut buf, 0);
+        // The terminating null stays last.
+        let at = self.envp_ptrs.len().saturating_sub(1);
+        self.envp_ptrs.insert(at, buf.as_ptr().cast());
+        self.listen_pid = Some(buf);
+    }
+
+    /// The child's environment, as `KEY=VALUE` entries.
+    pub fn set_env(&mut self, env: &[&OsStr]) -> io::Result<()> {
+        let envp = env
+            .iter()
+            .map(|a| cstring(a))
+            .collect::<io::Result<Vec<_>>>()?;
+        self.envp_ptrs = null_terminated(&envp);
+        self._envp = envp;
+        self.listen_pid = None;
+        Ok(())
+    }
+
+    /// The fd numbers the child holds open up to `execve`: the targets and
+    /// the (close-on-exec) status pipe. The pre-exec hardening must keep
+    /// exactly these.
+    pub fn child_fds(&self) -> Vec<RawFd> {
+        let mut fds = self.keep.clone();
+        fds.push(self.report_w.as_raw_fd());
+        fds
+    }
+
+    /// Whether `fd` is a number the child places a declared fd at.
+    pub fn is_target(&self, fd: RawFd) -> bool {
+        self.keep.contains(&fd)
     }
 }
 
@@ -237,36 +351,72 @@ fn errno() -> i32 {
         .unwrap_or(libc::EIO)
 }
 
-/// Fork; the child runs [`child_steps`] and `execve`s the plan's program.
-/// Returns the child's pid once `execve` has succeeded (a close-on-exec
-/// pipe tells), or the step that failed in the child.
-pub fn fork_exec(plan: &mut ExecPlan) -> Result<Pid, ForkExecError> {
-    let (report_r, report_w) = rustix::pipe::pipe_with(rustix::pipe::PipeFlags::CLOEXEC)
-        .map_err(|e| parent_err("creating the exec-status pipe")(e.into()))?;
-    // Keep the report pipe above every target number, so that placing the
-    // declared fds can never overwrite it.
-    let report_w = rustix::io::fcntl_dupfd_cloexec(&report_w, plan.high_base)
-        .map_err(|e| parent_err("moving the exec-status pipe")(e.into()))?;
-    let report_raw = report_w.as_raw_fd();
+/// Fork; the child runs [`child_steps`] (ending with `hardening`) and
+/// `execve`s the plan's program. Returns the child's pid once `execve` has
+/// succeeded (a close-on-exec pipe tells), or the step that failed in the
+/// child. `hardening` must have been prepared with [`ExecPlan::child_fds`]
+/// as the fds to keep, and its reserved fd must not be a target.
+pub fn fork_exec(mut plan: ExecPlan, hardening: &PreExec) -> Result<Pid, ForkExecError> {
+    let report_raw = plan.report_w.as_raw_fd();
 
-    // SAFETY: the broker is single-threaded here (documented contract of
-    // this module), and the child only runs `child_main`, which is
-    // async-signal-safe and never returns.
-    let pid = unsafe { libc::fork() };
+    let pid = if hardening.new_pid_namespace() {
+        clone_into_new_pid_namespace()
+    } else {
+        // SAFETY: the broker is single-threaded here (documented contract
+        // of this module), and the child only runs `child_main`, which is
+        // async-signal-safe and never returns.
+        unsafe { libc::fork() }
+    };
     if pid < 0 {
         return Err(parent_err("fork")(io::Error::last_os_error()));
     }
     if pid == 0 {
-        child_main(plan, report_raw);
+        child_main(&mut plan, hardening, report_raw);
     }
+    let ExecPlan {
+        report_r, report_w, ..
+    } = plan;
     drop(report_w);
     let child = Pid::from_raw(pid).ok_or_else(|| parent_err("fork")(io::Error::other("pid 0")))?;
     read_report(report_r, child)
 }
 
+/// `fork`, but the child is pid 1 of a new pid namespace. `clone3` rather
+/// than `unshare(CLONE_NEWPID)` in the broker: after that unshare the
+/// kernel refuses to create threads in the broker (its serve thread).
+/// Returns what `fork` would: 0 in the child, the child's pid (in the
+/// broker's namespace) in the parent, -1 with errno set on failure.
+fn clone_into_new_pid_namespace() -> libc::pid_t {
+    let args = libc::clone_args {
+        flags: u64::try_from(libc::CLONE_NEWPID).unwrap_or(0),
+        pidfd: 0,
+        child_tid: 0,
+        parent_tid: 0,
+        exit_signal: u64::try_from(libc::SIGCHLD).unwrap_or(0),
+        stack: 0,
+        stack_size: 0,
+        tls: 0,
+        set_tid: 0,
+        set_tid_size: 0,
+        cgroup: 0,
+    };
+    // SAFETY: like `fork` above: no CLONE_VM, so the child gets a copy of
+    // the address space and continues here; the broker is single-threaded
+    // and the child only runs the async-signal-safe `child_main`. `args`
+    // is a valid clone_args of the size passed.
+    let r = unsafe {
+        libc::syscall(
+            libc::SYS_clone3,
+            &args as *const libc::clone_args,
+            std::mem::size_of::<libc::clone_args>(),
+        )
+    };
+    libc::pid_t::try_from(r).unwrap_or(-1)
+}
+
 /// Parent side: EOF on the pipe means `execve` succeeded.
 fn read_report(report: OwnedFd, child: Pid) -> Result<Pid, ForkExecError> {
-    let mut buf = [0u8; 8];
+    let mut buf = [0u8; 12];
     let mut got = 0;
     while got < buf.len() {
         match rustix::io::read(&report, &mut buf[got..]) {
@@ -281,19 +431,21 @@ fn read_report(report: OwnedFd, child: Pid) -> Result<Pid, ForkExecError> {
     }
     // The child failed before or at execve: reap it, report why.
     let _ = rustix::process::waitpid(Some(child), rustix::process::WaitOptions::empty());
-    let mut step = [0u8; 4];
-    let mut errno = [0u8; 4];
-    step.copy_from_slice(&buf[..4]);
-    errno.copy_from_slice(&buf[4..]);
+    let word = |i: usize| {
+        let mut w = [0u8; 4];
+        w.copy_from_slice(&buf[i * 4..i * 4 + 4]);
+        i32::from_ne_bytes(w)
+    };
     Err(ForkExecError::Child {
-        step: ChildStep::from_raw(i32::from_ne_bytes(step)).unwrap_or(ChildStep::Exec),
-        errno: i32::from_ne_bytes(errno),
+        step: ChildStep::from_raw(word(0)).unwrap_or(ChildStep::Exec),
+        errno: word(1),
+        sandbox: sandbox_step_from_code(word(2)),
     })
 }
 
 /// Child side of the fork. Never returns.
-fn child_main(plan: &mut ExecPlan, report: RawFd) -> ! {
-    let (step, err) = match child_steps(plan) {
+fn child_main(plan: &mut ExecPlan, hardening: &PreExec, report: RawFd) -> ! {
+    let (step, err, detail) = match child_steps(plan, hardening) {
         Err(failed) => failed,
         Ok(()) => {
             // SAFETY: path, argv and envp are NUL-terminated strings and
@@ -305,14 +457,15 @@ fn child_main(plan: &mut ExecPlan, report: RawFd) -> ! {
                     plan.envp_ptrs.as_ptr(),
                 )
             };
-            (ChildStep::Exec, errno())
+            (ChildStep::Exec, errno(), 0)
         }
     };
-    let mut msg = [0u8; 8];
+    let mut msg = [0u8; 12];
     msg[..4].copy_from_slice(&(step as i32).to_ne_bytes());
-    msg[4..].copy_from_slice(&err.to_ne_bytes());
+    msg[4..8].copy_from_slice(&err.to_ne_bytes());
+    msg[8..].copy_from_slice(&detail.to_ne_bytes());
     // SAFETY: `report` is the open write end of the status pipe and `msg`
-    // is a valid 8-byte buffer; write(2) is async-signal-safe. An 8-byte
+    // is a valid 12-byte buffer; write(2) is async-signal-safe. A 12-byte
     // pipe write is atomic.
     let _ = unsafe { libc::write(report, msg.as_ptr().cast(), msg.len()) };
     // SAFETY: _exit ends the child without running any parent state's
@@ -322,9 +475,25 @@ fn child_main(plan: &mut ExecPlan, report: RawFd) -> ! {
 
 // ---------------------------------------------------------------------
 // CHILD-SIDE STEPS (between fork and exec): async-signal-safe only.
-// The sandbox's pre-exec hardening is step 5; it goes at the marked line.
+// The sandbox's pre-exec hardening is step 5.
+// Errors: (step, errno, sandbox step code or 0).
 // ---------------------------------------------------------------------
-fn child_steps(plan: &mut ExecPlan) -> Result<(), (ChildStep, i32)> {
+fn child_steps(plan: &mut ExecPlan, hardening: &PreExec) -> Result<(), (ChildStep, i32, i32)> {
+    base_steps(plan, hardening.new_pid_namespace()).map_err(|(step, errno)| (step, errno, 0))?;
+    // 5. Sandbox pre-exec hardening (async-signal-safe: raw syscalls on
+    //    data prepared before the fork): rlimits, namespaces, user switch,
+    //    no_new_privs, capabilities, exec Landlock domain, and close_range
+    //    over every fd but 0-2, the targets and the status pipe.
+    hardening.apply_in_child().map_err(|e| {
+        (
+            ChildStep::Sandbox,
+            e.errno.raw_os_error(),
+            sandbox_step_code(e.step),
+        )
+    })
+}
+
+fn base_steps(plan: &mut ExecPlan, new_pid_ns: bool) -> Result<(), (ChildStep, i32)> {
     // 1. Signals: the broker blocks SIGINT/SIGTERM/SIGCHLD and Rust ignores
     //    SIGPIPE; neither may leak into the program.
     // SAFETY: `empty_mask` is an initialised sigset_t; sigprocmask is
@@ -343,8 +512,12 @@ fn child_steps(plan: &mut ExecPlan) -> Result<(), (ChildStep, i32)> {
     if unsafe { libc::prctl(libc::PR_SET_PDEATHSIG, libc::SIGKILL, 0, 0, 0) } != 0 {
         return Err((ChildStep::ParentDeath, errno()));
     }
+    // In a new pid namespace the broker is outside it and getppid() is 0
+    // while the broker lives; the window before PDEATHSIG is armed then
+    // goes unchecked (the broker is blocked reading the report pipe).
+    let expected_parent = if new_pid_ns { 0 } else { plan.parent };
     // SAFETY: getppid has no preconditions.
-    if unsafe { libc::getppid() } != plan.parent {
+    if unsafe { libc::getppid() } != expected_parent {
         return Err((ChildStep::ParentDeath, libc::ESRCH));
     }
 
@@ -381,9 +554,12 @@ fn child_steps(plan: &mut ExecPlan) -> Result<(), (ChildStep, i32)> {
     }
     mark_cloexec(first, RawFd::MAX)?;
 
-    // 5. Sandbox pre-exec hardening (openhook_sandbox::preexec) goes here,
-    //    mapping its failure to ChildStep::Sandbox.
-
+    // 5. A handed-on socket activation names this process: its pid is
+    //    known only now. The buffer's address is already in envp.
+    if let Some(buf) = plan.listen_pid.as_mut() {
+        // SAFETY: getpid has no preconditions.
+        write_listen_pid(buf, unsafe { libc::getpid() });
+    }
     Ok(())
 }
 
@@ -399,4 +575,50 @@ fn mark_cloexec(first: RawFd, last: RawFd) -> Result<(), (ChildStep, i32)> {
         return Err((ChildStep::CloseRange, errno()));
     }
     Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn listen_pid_entry() {
+        let mut buf = [0xffu8; LISTEN_PID_BUF];
+        for (pid, want) in [
+            (0, "LISTEN_PID=0"),
+            (7, "LISTEN_PID=7"),
+            (4_194_304, "LISTEN_PID=4194304"),
+            (libc::pid_t::MAX, "LISTEN_PID=2147483647"),
+        ] {
+            write_listen_pid(&mut buf, pid);
+            let end = buf.iter().position(|&b| b == 0).unwrap();
+            assert_eq!(&buf[..end], want.as_bytes());
+        }
+    }
+
+    #[test]
+    fn sandbox_steps_round_trip_through_the_status_code() {
+        for step in SANDBOX_STEPS {
+            let code = sandbox_step_code(step);
+            assert_ne!(code, 0);
+            assert_eq!(sandbox_step_from_code(code), Some(step));
+        }
+        assert_eq!(sandbox_step_from_code(0), None);
+        assert_eq!(sandbox_step_from_code(-1), None);
+        assert_eq!(sandbox_step_from_code(11), None);
+    }
+
+    #[test]
+    fn child_errors_name_the_sandbox_step() {
+        let e = ForkExecError::Child {
+            step: ChildStep::Sandbox,
+            errno: libc::EPERM,
+            sandbox: Some(SandboxStep::Landlock),
+        };
+        let text = e.to_string();
+        assert!(
+            text.starts_with("entering the pre-exec sandbox (step Landlock): "),
+            "{text}"
+        );
+    }
 }

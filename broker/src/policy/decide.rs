@@ -5,8 +5,8 @@
 
 use std::fmt;
 
+use openhook_wire::Errno;
 use rustix::fs::ResolveFlags;
-use rustix::io::Errno;
 
 use super::flags::{self, FlagError, O_CLOEXEC, O_NOCTTY, O_NONBLOCK, O_TRUNC};
 use super::model::{Access, FileTypes, Policy, RootId, RuleId};
@@ -118,13 +118,13 @@ impl Denial {
 fn check_path(policy: &Policy, path: &[u8]) -> Result<(), (DenyReason, Errno)> {
     let deny = policy.deny_errno;
     if path.is_empty() {
-        return Err((DenyReason::EmptyPath, Errno::INVAL));
+        return Err((DenyReason::EmptyPath, Errno::EINVAL));
     }
     if path.contains(&0) {
-        return Err((DenyReason::EmbeddedNul, Errno::INVAL));
+        return Err((DenyReason::EmbeddedNul, Errno::EINVAL));
     }
     if path.len() > MAX_PATH {
-        return Err((DenyReason::NameTooLong, Errno::NAMETOOLONG));
+        return Err((DenyReason::NameTooLong, Errno::ENAMETOOLONG));
     }
     if path[0] != b'/' {
         return Err((DenyReason::NotAbsolute, deny));
@@ -404,7 +404,7 @@ access = "rw"
                         k.name
                     );
                     if let Err(d) = got {
-                        assert_eq!(d.errno(), Errno::PERM, "{} bit {bit}", k.name);
+                        assert_eq!(d.errno(), Errno::EPERM, "{} bit {bit}", k.name);
                         if k.denied_by_rule {
                             assert_eq!(d.reason, DenyReason::DenyRule);
                         }
@@ -431,7 +431,7 @@ access = "rw"
     #[test]
     fn bad_paths() {
         let p = policy();
-        let deny = Errno::PERM;
+        let deny = Errno::EPERM;
         let long = {
             let mut v = b"/srv/vm1/".to_vec();
             v.resize(4096, b'a');
@@ -443,7 +443,7 @@ access = "rw"
             v
         };
         let cases: &[(&[u8], Errno, DenyReason)] = &[
-            (b"", Errno::INVAL, DenyReason::EmptyPath),
+            (b"", Errno::EINVAL, DenyReason::EmptyPath),
             (b"srv/vm1/disk.img", deny, DenyReason::NotAbsolute),
             (b"disk.img", deny, DenyReason::NotAbsolute),
             (b"./srv/vm1/disk.img", deny, DenyReason::NotAbsolute),
@@ -457,15 +457,15 @@ access = "rw"
             (b"/srv/vm1/", deny, DenyReason::TrailingSlash),
             (
                 b"/srv/vm1/disk\0.img",
-                Errno::INVAL,
+                Errno::EINVAL,
                 DenyReason::EmbeddedNul,
             ),
             (
                 b"/srv/vm1/disk.img\0",
-                Errno::INVAL,
+                Errno::EINVAL,
                 DenyReason::EmbeddedNul,
             ),
-            (&long, Errno::NAMETOOLONG, DenyReason::NameTooLong),
+            (&long, Errno::ENAMETOOLONG, DenyReason::NameTooLong),
         ];
         for (path, errno, reason) in cases {
             let d = decide(&p, path, 0, 0).expect_err("bad path refused");
@@ -674,12 +674,12 @@ access = "rw"
                 None => {
                     let d = got.expect_err("no match denies");
                     prop_assert_eq!(d.reason, DenyReason::NoMatch);
-                    prop_assert_eq!(d.errno, Errno::from_raw_os_error(77));
+                    prop_assert_eq!(d.errno, Errno::new(77).expect("errno"));
                 }
                 Some((false, _)) => {
                     let d = got.expect_err("deny wins");
                     prop_assert_eq!(d.reason, DenyReason::DenyRule);
-                    prop_assert_eq!(d.errno, Errno::from_raw_os_error(77));
+                    prop_assert_eq!(d.errno, Errno::new(77).expect("errno"));
                 }
                 Some((true, i)) => {
                     let a = got.expect("allowed");

@@ -9,7 +9,7 @@ pub mod parse;
 
 use std::path::Path;
 
-use rustix::io::Errno;
+use openhook_wire::Errno;
 
 pub use decide::{decide, Allowed, Denial, DenyReason};
 pub use model::{
@@ -31,50 +31,14 @@ pub fn load(path: &Path) -> Result<Policy, PolicyError> {
     parse(&text, &name)
 }
 
-/// Errno names a policy may use for `deny_errno`.
-const ERRNO_NAMES: &[(&str, Errno)] = &[
-    ("EPERM", Errno::PERM),
-    ("ENOENT", Errno::NOENT),
-    ("EIO", Errno::IO),
-    ("ENXIO", Errno::NXIO),
-    ("EBADF", Errno::BADF),
-    ("EAGAIN", Errno::AGAIN),
-    ("ENOMEM", Errno::NOMEM),
-    ("EACCES", Errno::ACCESS),
-    ("EBUSY", Errno::BUSY),
-    ("EEXIST", Errno::EXIST),
-    ("ENODEV", Errno::NODEV),
-    ("ENOTDIR", Errno::NOTDIR),
-    ("EISDIR", Errno::ISDIR),
-    ("EINVAL", Errno::INVAL),
-    ("ENFILE", Errno::NFILE),
-    ("EMFILE", Errno::MFILE),
-    ("ETXTBSY", Errno::TXTBSY),
-    ("ENOSPC", Errno::NOSPC),
-    ("EROFS", Errno::ROFS),
-    ("ENAMETOOLONG", Errno::NAMETOOLONG),
-    ("ENOSYS", Errno::NOSYS),
-    ("ELOOP", Errno::LOOP),
-    ("ENOTSUP", Errno::NOTSUP),
-    ("EOPNOTSUPP", Errno::OPNOTSUPP),
-    ("EXDEV", Errno::XDEV),
-    ("ENOMEDIUM", Errno::NOMEDIUM),
-];
-
-/// The errno for a name such as `"EACCES"`.
+/// The errno for a name such as `"EACCES"` (the wire crate's table).
 pub fn errno_from_name(name: &str) -> Option<Errno> {
-    ERRNO_NAMES
-        .iter()
-        .find(|(n, _)| *n == name)
-        .map(|(_, e)| *e)
+    Errno::from_name(name)
 }
 
-/// The name of an errno, when it has one in the table.
+/// The name of an errno, when the wire crate's table has one.
 pub fn errno_name(errno: Errno) -> Option<&'static str> {
-    ERRNO_NAMES
-        .iter()
-        .find(|(_, e)| *e == errno)
-        .map(|(n, _)| *n)
+    errno.name()
 }
 
 #[cfg(test)]
@@ -82,15 +46,10 @@ mod tests {
     use super::*;
 
     #[test]
-    fn errno_names_round_trip() {
-        for (name, e) in ERRNO_NAMES {
-            assert_eq!(errno_from_name(name), Some(*e));
-        }
-        assert_eq!(
-            errno_from_name("EACCES").map(|e| e.raw_os_error()),
-            Some(13)
-        );
+    fn errno_names() {
+        assert_eq!(errno_from_name("EACCES").map(Errno::get), Some(13));
+        assert_eq!(errno_from_name("ENOENT").map(Errno::get), Some(2));
         assert_eq!(errno_from_name("eacces"), None);
-        assert_eq!(errno_name(Errno::PERM), Some("EPERM"));
+        assert_eq!(errno_name(Errno::EPERM), Some("EPERM"));
     }
 }

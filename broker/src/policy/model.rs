@@ -8,7 +8,7 @@
 use std::collections::HashMap;
 use std::fmt;
 
-use rustix::io::Errno;
+use openhook_wire::Errno;
 
 /// Index of a rule in [`Policy::rules`] (file order, allow and deny mixed).
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, PartialOrd, Ord)]
@@ -371,7 +371,7 @@ impl Policy {
             "policy {} (version 1): deny errno {} ({})",
             self.source,
             crate::policy::errno_name(self.deny_errno).unwrap_or("?"),
-            self.deny_errno.raw_os_error()
+            self.deny_errno.get()
         );
         let _ = writeln!(
             out,

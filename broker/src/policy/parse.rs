@@ -6,7 +6,7 @@
 use std::collections::{HashMap, HashSet};
 use std::ops::Range;
 
-use rustix::io::Errno;
+use openhook_wire::Errno;
 use serde::Deserialize;
 use toml::Spanned;
 
@@ -184,10 +184,10 @@ fn errno_value(v: &toml::Value) -> Result<Errno, String> {
         toml::Value::String(name) => super::errno_from_name(name).ok_or_else(|| {
             format!("unknown errno name {name:?} (use a name like \"EACCES\" or a number)")
         }),
-        toml::Value::Integer(n) => match i32::try_from(*n) {
-            Ok(n @ 1..=4095) => Ok(Errno::from_raw_os_error(n)),
-            _ => Err(format!("errno {n} is out of range 1..=4095")),
-        },
+        toml::Value::Integer(n) => i32::try_from(*n)
+            .ok()
+            .and_then(Errno::new)
+            .ok_or_else(|| format!("errno {n} is out of range 1..={}", Errno::MAX)),
         _ => Err("deny_errno must be an errno name or a number".into()),
     }
 }
@@ -216,7 +216,7 @@ pub fn parse(text: &str, file_name: &str) -> Result<Policy, PolicyError> {
         ));
     }
     let deny_errno = match &raw.deny_errno {
-        None => Errno::ACCESS,
+        None => Errno::EACCES,
         Some(v) => errno_value(v.get_ref()).map_err(|m| loc.span(v.span(), m))?,
     };
 
@@ -527,7 +527,7 @@ user = "nobody"
 namespaces = ["user", "pid", "net", "ipc", "uts", "mount"]
 "#;
         let p = parse(text, "vm.toml").expect("parses");
-        assert_eq!(p.deny_errno, Errno::ACCESS);
+        assert_eq!(p.deny_errno, Errno::EACCES);
         assert_eq!(p.rules.len(), 3);
         assert_eq!(p.roots, vec!["/dev".to_string(), "/srv/vm1".to_string()]);
         assert_eq!(p.rules[1].mode, 0o640);
@@ -553,7 +553,7 @@ namespaces = ["user", "pid", "net", "ipc", "uts", "mount"]
     #[test]
     fn defaults() {
         let p = parse("version = 1\n[[allow]]\npath = \"/a\"\n", "t").expect("parses");
-        assert_eq!(p.deny_errno, Errno::ACCESS);
+        assert_eq!(p.deny_errno, Errno::EACCES);
         let r = &p.rules[0];
         assert_eq!(r.access, Access::Read);
         assert_eq!(r.types, FileTypes::FILE_ONLY);
@@ -570,9 +570,9 @@ namespaces = ["user", "pid", "net", "ipc", "uts", "mount"]
     #[test]
     fn deny_errno_name_or_number() {
         let p = parse("version = 1\ndeny_errno = \"ENOENT\"\n", "t").expect("parses");
-        assert_eq!(p.deny_errno, Errno::NOENT);
+        assert_eq!(p.deny_errno, Errno::ENOENT);
         let p = parse("version = 1\ndeny_errno = 1\n", "t").expect("parses");
-        assert_eq!(p.deny_errno, Errno::PERM);
+        assert_eq!(p.deny_errno, Errno::EPERM);
         assert_err(
             "version = 1\ndeny_errno = \"EWHAT\"\n",
             2,

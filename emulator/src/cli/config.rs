@@ -165,14 +165,11 @@ pub fn build(options: &[RawOption], activated: &[ActivatedFd]) -> Result<Machine
     cfg.drives = resolve_slots(&drives, slots)?;
 
     cfg.serial = match serial {
-        Some((s, l)) => {
-            if let SerialConfig::Chardev(id) = &s {
-                if !cfg.chardevs.iter().any(|c| &c.id == id) {
-                    return Err(located(l, format!("chardev \"{id}\" not found")));
-                }
-            }
-            s
-        }
+        // `-serial chardev:ID` may name an ID no -chardev defines (unlike
+        // QEMU): the UART's output is discarded until a monitor's
+        // `chardev-add` creates ID (docs/qmp.md, "late binding"); start-up
+        // says so on stderr.
+        Some((s, _)) => s,
         // QEMU: -nographic puts the first serial port on stdio; otherwise
         // it would be a graphical console, which this emulator does not
         // have, so the UART's output goes nowhere.
@@ -564,9 +561,10 @@ mod tests {
             "cannot use stdio by multiple character devices"
         );
         assert!(parse(&["-nographic", "-serial", "none", "-qmp", "stdio"]).is_ok());
+        // Late binding: an undefined id waits for `chardev-add`.
         assert_eq!(
-            err(&["-serial", "chardev:s"]),
-            "-serial chardev:s: chardev \"s\" not found"
+            parse(&["-serial", "chardev:s"]).unwrap().serial,
+            SerialConfig::Chardev("s".into())
         );
         assert_eq!(
             err(&[

@@ -1,5 +1,16 @@
 //! The one place integers become fds (style R3.2): `-open-hook-fd N`,
-//! `-add-fd fd=N`, chardev `fd=N`, and systemd's `LISTEN_FDS`.
+//! `-add-fd fd=N`, chardev `fd=N`, systemd's `LISTEN_FDS`, and the
+//! broker's `[[listen]]` sockets for `path=` server chardevs.
+//!
+//! A `-chardev socket,path=P,server=on` inside the sandbox cannot bind P
+//! itself: the broker binds it (`[[listen]]`, design §5) and passes the
+//! listening socket at a declared fd number. The emulator finds it by
+//! asking the kernel, not a side channel: among the inherited fds (open,
+//! not close-on-exec, above 2) it takes the one that is a listening
+//! AF_UNIX stream socket whose `getsockname` is exactly P
+//! ([`find_listener`]). Any launcher that passes a socket bound to P works
+//! the same way, and the command line needs no change when a policy moves
+//! the fd number.
 //!
 //! A number may be claimed only if it is open and *not* close-on-exec.
 //! Every fd inherited across `exec` has the flag clear, while every fd this
@@ -182,6 +193,44 @@ fn is_socket(fd: impl AsFd) -> io::Result<bool> {
     Ok(FileType::from_raw_mode(st.st_mode) == FileType::Socket)
 }
 
+/// Highest fd number [`find_listener`] looks at (bounded by RLIMIT_NOFILE).
+const LISTENER_SCAN_MAX: u64 = 65_536;
+
+/// Claims the inherited listening AF_UNIX stream socket bound to `path`
+/// (a broker `[[listen]]` fd, or any launcher's), if there is one.
+pub fn find_listener(path: &std::path::Path) -> Option<OwnedFd> {
+    use std::os::unix::ffi::OsStrExt;
+    let limit = rustix::process::getrlimit(rustix::process::Resource::Nofile)
+        .current
+        .unwrap_or(LISTENER_SCAN_MAX)
+        .min(LISTENER_SCAN_MAX);
+    let limit = i32::try_from(limit).unwrap_or(i32::MAX);
+    for n in 3..limit {
+        if check_claimable(n).is_err() {
+            continue;
+        }
+        // SAFETY: F_GETFD just showed `n` is open and inheritable; borrowing
+        // it for the three queries below does not claim or close it.
+        let fd = unsafe { std::os::fd::BorrowedFd::borrow_raw(n) };
+        let listening = rustix::net::sockopt::socket_acceptconn(fd).unwrap_or(false);
+        let stream = rustix::net::sockopt::socket_type(fd)
+            .is_ok_and(|t| t == rustix::net::SocketType::STREAM);
+        if !listening || !stream {
+            continue;
+        }
+        let bound = match rustix::net::getsockname(fd) {
+            Ok(addr) => rustix::net::SocketAddrUnix::try_from(addr)
+                .ok()
+                .and_then(|u| u.path().map(|p| p.to_bytes().to_vec())),
+            Err(_) => None,
+        };
+        if bound.as_deref() == Some(path.as_os_str().as_bytes()) {
+            return claim(n).ok();
+        }
+    }
+    None
+}
+
 /// Claims every fd `cfg` names. Activated listeners that a chardev uses
 /// (by name, or by number with `fd=N`) move into `chardev_fds`; the rest
 /// are closed.
@@ -232,9 +281,20 @@ pub fn claim_all(
         let ChardevBackend::Socket(s) = &c.backend else {
             continue;
         };
-        let n = match s.addr {
-            SocketAddrConfig::Fd(InheritedFd(n)) | SocketAddrConfig::Activated(InheritedFd(n)) => n,
-            SocketAddrConfig::Unix(_) => continue,
+        let n = match &s.addr {
+            SocketAddrConfig::Fd(InheritedFd(n)) | SocketAddrConfig::Activated(InheritedFd(n)) => {
+                *n
+            }
+            SocketAddrConfig::Unix(path) => {
+                // A server on a path: the inherited listener bound to it,
+                // if any (the caller binds directly only without sandbox).
+                if s.server {
+                    if let Some(fd) = find_listener(path) {
+                        out.chardev_fds.push((c.id.clone(), fd));
+                    }
+                }
+                continue;
+            }
         };
         let fd = match activated.take(n) {
             Some(fd) => fd,
@@ -302,6 +362,48 @@ mod tests {
 
     fn serial() -> std::sync::MutexGuard<'static, ()> {
         SERIAL.lock().unwrap_or_else(|e| e.into_inner())
+    }
+
+    #[test]
+    fn find_listener_takes_the_inherited_listener_bound_to_the_path() {
+        let _g = serial();
+        let dir = tempfile::tempdir().unwrap();
+        let listening = dir.path().join("qmp.sock");
+        let bound_only = dir.path().join("bound.sock");
+        let mk = |p: &std::path::Path, listen: bool| {
+            let fd = rustix::net::socket_with(
+                rustix::net::AddressFamily::UNIX,
+                rustix::net::SocketType::STREAM,
+                rustix::net::SocketFlags::CLOEXEC,
+                None,
+            )
+            .unwrap();
+            rustix::net::bind(&fd, &rustix::net::SocketAddrUnix::new(p).unwrap()).unwrap();
+            if listen {
+                rustix::net::listen(&fd, 1).unwrap();
+            }
+            fd
+        };
+        // Close-on-exec (our own, not inherited): never taken.
+        let own = mk(&listening, true);
+        assert!(find_listener(&listening).is_none());
+        drop(own);
+        std::fs::remove_file(&listening).unwrap();
+        // Inherited (CLOEXEC clear) and listening on that path: taken once.
+        let inh = mk(&listening, true);
+        rustix::io::fcntl_setfd(&inh, FdFlags::empty()).unwrap();
+        let n = inh.into_raw_fd();
+        let not_listening = mk(&bound_only, false);
+        rustix::io::fcntl_setfd(&not_listening, FdFlags::empty()).unwrap();
+        assert!(
+            find_listener(&bound_only).is_none(),
+            "bound but not listening"
+        );
+        assert!(find_listener(&dir.path().join("other")).is_none());
+        let got = find_listener(&listening).expect("found");
+        assert_eq!(got.as_raw_fd(), n);
+        assert!(cloexec(&got), "claimed fds become close-on-exec");
+        assert!(find_listener(&listening).is_none(), "claimed once");
     }
 
     #[test]

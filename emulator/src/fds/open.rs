@@ -28,11 +28,16 @@ use super::fdset::{self, AddFdInfo, FdNum, FdSetError, FdSetInfo, FdSets};
 use super::inherited::ClaimedAddFd;
 use crate::config::SandboxSetting;
 
-/// What the broker's client offers; implemented for
-/// `openhook_wire::hook::client::HookClient` once it lands, and by any
-/// other real transport. `flags` are Linux `O_*` bits.
+/// What the broker's client offers (`openhook_wire::hook::HookClient`).
+/// `flags` are Linux `O_*` bits.
 pub trait HookOpen: Send + Sync {
     fn open(&self, path: &Path, flags: i32, mode: u32) -> io::Result<OwnedFd>;
+}
+
+impl HookOpen for openhook_wire::hook::HookClient {
+    fn open(&self, path: &Path, flags: i32, mode: u32) -> io::Result<OwnedFd> {
+        openhook_wire::hook::HookClient::open(self, path, flags, mode)
+    }
 }
 
 /// Where non-fdset paths go.
@@ -95,6 +100,11 @@ impl Opener {
     /// Paths go through `hook`.
     pub fn with_hook(hook: Box<dyn HookOpen>) -> Self {
         Self::new(Route::Hook(hook))
+    }
+
+    /// Paths go to the broker over the claimed `-open-hook-fd` socket.
+    pub fn with_hook_socket(sock: OwnedFd) -> Self {
+        Self::with_hook(Box::new(openhook_wire::hook::HookClient::new(sock)))
     }
 
     /// Paths are opened directly; prints the warning (once per process).
@@ -182,6 +192,26 @@ impl Opener {
             file: File::from(dup),
             dup_of: Some(Arc::downgrade(&self.shared)),
         })
+    }
+
+    /// A listening AF_UNIX stream socket bound to `path`, for a
+    /// `path=` server chardev that no inherited socket serves. Only on the
+    /// direct route (no hook, `-sandbox off`); with a broker the socket
+    /// comes from its `[[listen]]` (`fds::inherited::find_listener`), and
+    /// this returns `EACCES`. A stale socket file is not removed.
+    pub fn bind_unix_listener(&self, path: &Path) -> io::Result<OwnedFd> {
+        if !self.is_direct() {
+            return Err(io::Error::from_raw_os_error(libc::EACCES));
+        }
+        let fd = rustix::net::socket_with(
+            rustix::net::AddressFamily::UNIX,
+            rustix::net::SocketType::STREAM,
+            rustix::net::SocketFlags::CLOEXEC,
+            None,
+        )?;
+        rustix::net::bind(&fd, &rustix::net::SocketAddrUnix::new(path)?)?;
+        rustix::net::listen(&fd, 16)?;
+        Ok(fd)
     }
 
     /// `add-fd` / `-add-fd`: puts `fd` into set `id` (lowest free when
@@ -596,6 +626,63 @@ mod tests {
             "paths opened outside fds/open.rs:\n{}",
             offences.join("\n")
         );
+    }
+
+    /// The hook route end to end over a real socket pair, with the wire
+    /// crate's server loop on the other side (a test broker that serves
+    /// one file and denies everything else).
+    #[test]
+    fn hook_route_over_a_real_socket() {
+        use openhook_wire::errno::Errno;
+        use openhook_wire::hook::{Connection, Handler, OpenRequest};
+
+        struct OneFile(PathBuf, Vec<(Vec<u8>, u32)>);
+        impl Handler for OneFile {
+            fn open(&mut self, r: &OpenRequest<'_>) -> Result<OwnedFd, Errno> {
+                self.1.push((r.path.to_vec(), r.flags));
+                if r.path == self.0.as_os_str().as_bytes() {
+                    Ok(raw_open(&self.0, libc::O_RDONLY))
+                } else {
+                    Err(Errno::EACCES)
+                }
+            }
+        }
+        let dir = disk_dir();
+        let p = file_with(dir.path(), "served", b"from the broker");
+        let (ours, theirs) = rustix::net::socketpair(
+            rustix::net::AddressFamily::UNIX,
+            rustix::net::SocketType::STREAM,
+            rustix::net::SocketFlags::CLOEXEC,
+            None,
+        )
+        .unwrap();
+        let served = p.clone();
+        let broker = std::thread::spawn(move || {
+            let mut h = OneFile(served, Vec::new());
+            Connection::new(theirs).serve(&mut h).unwrap();
+            h.1
+        });
+        let o = Opener::with_hook_socket(ours);
+        let f = o.open(&p, libc::O_RDONLY, 0).unwrap();
+        let mut s = String::new();
+        f.file().read_to_string(&mut s).unwrap();
+        assert_eq!(s, "from the broker");
+        assert!(rustix::io::fcntl_getfd(&*f)
+            .unwrap()
+            .contains(rustix::io::FdFlags::CLOEXEC));
+        assert_eq!(
+            errno(o.open(Path::new("/etc/shadow"), libc::O_RDONLY, 0)),
+            libc::EACCES
+        );
+        // fd-set paths are resolved locally and never sent.
+        assert_eq!(errno(o.open(&fdset(5), libc::O_RDONLY, 0)), libc::ENOENT);
+        drop(o);
+        let seen = broker.join().unwrap();
+        assert_eq!(seen.len(), 2);
+        assert_eq!(seen[0].0, p.as_os_str().as_bytes());
+        assert_eq!(seen[1].0, b"/etc/shadow");
+        let cloexec = u32::from_ne_bytes(libc::O_CLOEXEC.to_ne_bytes());
+        assert_ne!(seen[0].1 & cloexec, 0);
     }
 
     #[test]

@@ -2,7 +2,7 @@
 //! needs, already open ([`MachineFiles`]). Nothing here opens a path.
 #![forbid(unsafe_code)]
 
-use std::io::Read;
+use std::io::{Read, Seek, SeekFrom};
 use std::sync::{Arc, Mutex};
 
 use kvm_bindings::{
@@ -33,6 +33,9 @@ const TSS_ADDR: usize = 0xfeff_d000;
 
 fn read_firmware(file: &mut std::fs::File) -> Result<Vec<u8>, BuildError> {
     let mut bytes = Vec::new();
+    // Whatever the fd's position, the image starts at offset 0.
+    file.seek(SeekFrom::Start(0))
+        .map_err(BuildError::Firmware)?;
     file.take(layout::FIRMWARE_MAX + 1)
         .read_to_end(&mut bytes)
         .map_err(BuildError::Firmware)?;
@@ -228,6 +231,7 @@ pub(super) fn build(
 
     Ok(Machine {
         vcpus,
+        thread_init: None,
         buses,
         shared,
         no_reboot: config.no_reboot || config.kernel.is_some(),

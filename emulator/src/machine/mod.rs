@@ -106,8 +106,13 @@ pub struct MachineInfo {
     pub layout: layout::MemoryLayout,
 }
 
+/// Code each vCPU thread runs first (e.g. loading its seccomp filter);
+/// an error ends the machine before the guest runs.
+pub type VcpuThreadInit = Arc<dyn Fn() -> Result<(), String> + Send + Sync>;
+
 pub struct Machine {
     vcpus: Vec<Vcpu>,
+    thread_init: Option<VcpuThreadInit>,
     buses: Arc<Buses>,
     shared: Arc<Shared>,
     no_reboot: bool,
@@ -134,6 +139,11 @@ impl Machine {
         &self.info
     }
 
+    /// Sets what every vCPU thread runs before its first `KVM_RUN`.
+    pub fn set_vcpu_thread_init(&mut self, init: VcpuThreadInit) {
+        self.thread_init = Some(init);
+    }
+
     /// Runs the machine on one thread per vCPU until it ends; the calling
     /// thread supervises (guest resets) and collects the vCPU threads.
     /// With `start_paused` the vCPUs wait for [`MachineControl::resume`].
@@ -149,9 +159,20 @@ impl Machine {
         for vcpu in self.vcpus {
             let shared = self.shared.clone();
             let buses = self.buses.clone();
+            let init = self.thread_init.clone();
             let spawned = std::thread::Builder::new()
                 .name("vcpu".into())
-                .spawn(move || vcpu.run(shared, buses));
+                .spawn(move || {
+                    if let Some(init) = init {
+                        if let Err(e) = init() {
+                            shared.request_exit(ExitReason::HostError(format!(
+                                "vCPU thread set-up: {e}"
+                            )));
+                            return;
+                        }
+                    }
+                    vcpu.run(shared, buses)
+                });
             match spawned {
                 Ok(t) => self.shared.add_thread(t),
                 Err(e) => {

@@ -1,17 +1,31 @@
-//! What the monitor needs from the rest of the emulator, as traits, so
-//! the QMP code depends on no concrete machine or fd store:
-//! - [`Machine`]: run control and guest RAM (implemented for the vm
-//!   engineer's `machine::MachineControl`);
+//! What the monitor needs from the rest of the emulator, as traits, and
+//! their one implementation each over the emulator's real parts:
+//! - [`Machine`]: run control and guest RAM, implemented for
+//!   [`MachineControl`] (the vm engineer's handle; `qmp` depends on
+//!   `machine`, never the reverse);
 //! - [`FdSets`]: the fd-set store behind `add-fd`/`remove-fd`/
-//!   `query-fdsets` (implemented for the `fds` store).
+//!   `query-fdsets` and the single open entry, implemented for
+//!   [`Opener`] (`fds::open` over the pure rules of `fds::fdset`).
+//!
+//! [`forward_events`] turns the machine's events into QMP events.
 #![forbid(unsafe_code)]
 
 use std::io;
 use std::os::fd::OwnedFd;
+use std::path::Path;
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::mpsc::RecvTimeoutError;
+use std::sync::Arc;
+use std::thread::JoinHandle;
+use std::time::Duration;
 
-use serde_json::Value;
+use serde_json::{json, Value};
 
 use super::error::QmpError;
+use super::server::Hub;
+use crate::fds::fdset::AddFdInfo;
+use crate::fds::open::{OpenedFile, Opener};
+use crate::machine::{MachineControl, MachineEvent, RunState};
 
 /// QAPI `RunState` as QMP prints it, plus whether vCPUs run.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -41,29 +55,169 @@ pub trait Machine: Send + Sync {
     fn read_memory(&self, addr: u64, buf: &mut [u8]) -> io::Result<()>;
 }
 
-/// The result of `add-fd`: `{"fdset-id": I, "fd": F}`.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub struct AddedFd {
-    pub fdset_id: i64,
-    pub fd: i32,
-}
-
-/// The emulator's fd sets, as the monitor changes and lists them
+/// The emulator's fd sets and open entry, as the monitor uses them
 /// (design §8). Errors carry QEMU's texts.
-pub trait FdSets: Send {
-    /// `add-fd`: `set` `None` takes the lowest free id from 0.
+pub trait FdSets: Send + Sync {
+    /// `add-fd`: `set` `None` takes the lowest free id from 0. On error
+    /// the fd is closed.
     fn add(
-        &mut self,
+        &self,
         set: Option<i64>,
         fd: OwnedFd,
         opaque: Option<String>,
-    ) -> Result<AddedFd, QmpError>;
+    ) -> Result<AddFdInfo, QmpError>;
     /// `remove-fd`: closes at once; `fd` `None` removes the whole set.
-    fn remove(&mut self, set: i64, fd: Option<i64>) -> Result<(), QmpError>;
+    fn remove(&self, set: i64, fd: Option<i64>) -> Result<(), QmpError>;
     /// `query-fdsets`: the QMP return value.
     fn query(&self) -> Value;
-    /// Opens a file the monitor names (`chardev-add` `out`, a path or
-    /// `/dev/fdset/N`) with `open(2)` flags, through the emulator's single
-    /// open entry (the hook or an fd set).
-    fn open(&mut self, path: &str, flags: i32) -> io::Result<OwnedFd>;
+    /// Opens a file a monitor command names (`chardev-add` `out`: a path
+    /// through the open hook, or `/dev/fdset/N`) with `open(2)` flags.
+    fn open(&self, path: &Path, flags: i32, mode: u32) -> io::Result<OpenedFile>;
+}
+
+impl FdSets for Opener {
+    fn add(
+        &self,
+        set: Option<i64>,
+        fd: OwnedFd,
+        opaque: Option<String>,
+    ) -> Result<AddFdInfo, QmpError> {
+        self.add_fd(set, fd, opaque).map_err(QmpError::from)
+    }
+
+    fn remove(&self, set: i64, fd: Option<i64>) -> Result<(), QmpError> {
+        self.remove_fd(set, fd).map_err(QmpError::from)
+    }
+
+    fn query(&self) -> Value {
+        serde_json::to_value(self.query_fdsets()).unwrap_or(Value::Array(Vec::new()))
+    }
+
+    fn open(&self, path: &Path, flags: i32, mode: u32) -> io::Result<OpenedFile> {
+        // Inherent method (the single open entry), not this trait method.
+        self.open(path, flags, mode)
+    }
+}
+
+impl Machine for MachineControl {
+    fn status(&self) -> RunStatus {
+        let s = MachineControl::status(self);
+        RunStatus {
+            status: s.as_qmp_str(),
+            running: s == RunState::Running,
+        }
+    }
+
+    fn pause(&self) {
+        MachineControl::pause(self);
+    }
+
+    fn resume(&self) {
+        MachineControl::resume(self);
+    }
+
+    fn reset(&self) {
+        MachineControl::reset(self);
+    }
+
+    fn powerdown(&self) {
+        MachineControl::powerdown(self);
+    }
+
+    fn quit(&self) {
+        MachineControl::quit(self);
+    }
+
+    fn memory_map(&self) -> Vec<(u64, u64)> {
+        MachineControl::memory_map(self)
+    }
+
+    fn read_memory(&self, addr: u64, buf: &mut [u8]) -> io::Result<()> {
+        MachineControl::read_memory(self, addr, buf).map_err(|e| io::Error::other(e.to_string()))
+    }
+}
+
+/// A machine event as QMP prints it: name and `data` (QEMU's shapes:
+/// `RESET`/`SHUTDOWN` carry `{"guest": bool, "reason": ShutdownCause}`,
+/// `STOP`/`RESUME`/`POWERDOWN` have no data).
+pub fn qmp_event(e: &MachineEvent) -> (&'static str, Option<Value>) {
+    let data = match e {
+        MachineEvent::Reset { guest, reason } | MachineEvent::Shutdown { guest, reason } => {
+            Some(json!({"guest": guest, "reason": reason.as_qmp_str()}))
+        }
+        MachineEvent::Stop | MachineEvent::Resume | MachineEvent::Powerdown => None,
+    };
+    (e.name(), data)
+}
+
+/// The thread forwarding machine events into the hub.
+pub struct EventForwarder {
+    stop: Arc<AtomicBool>,
+    thread: JoinHandle<()>,
+}
+
+/// How often the forwarder looks at its stop flag when idle.
+const FORWARD_POLL: Duration = Duration::from_millis(100);
+
+impl EventForwarder {
+    /// Stops after forwarding every event the machine has sent so far
+    /// (the machine sends them before it ends, e.g. SHUTDOWN on `quit`).
+    pub fn finish(self) {
+        self.stop.store(true, Ordering::SeqCst);
+        let _ = self.thread.join();
+    }
+}
+
+/// Starts a thread that forwards every machine event into the hub until
+/// [`EventForwarder::finish`] or the machine's event channel closes.
+pub fn forward_events(control: &MachineControl, hub: Arc<Hub>) -> io::Result<EventForwarder> {
+    let rx = control.subscribe();
+    let stop = Arc::new(AtomicBool::new(false));
+    let flag = stop.clone();
+    let thread = std::thread::Builder::new()
+        .name("qmp-events".into())
+        .spawn(move || loop {
+            match rx.recv_timeout(FORWARD_POLL) {
+                Ok(e) => {
+                    let (name, data) = qmp_event(&e);
+                    hub.emit(name, data);
+                }
+                Err(RecvTimeoutError::Timeout) if !flag.load(Ordering::SeqCst) => {}
+                Err(_) => return,
+            }
+        })?;
+    Ok(EventForwarder { stop, thread })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::machine::ShutdownCause;
+
+    #[test]
+    fn event_shapes_are_qemus() {
+        assert_eq!(qmp_event(&MachineEvent::Stop), ("STOP", None));
+        assert_eq!(qmp_event(&MachineEvent::Resume), ("RESUME", None));
+        assert_eq!(qmp_event(&MachineEvent::Powerdown), ("POWERDOWN", None));
+        assert_eq!(
+            qmp_event(&MachineEvent::Reset {
+                guest: false,
+                reason: ShutdownCause::HostQmpSystemReset
+            }),
+            (
+                "RESET",
+                Some(json!({"guest": false, "reason": "host-qmp-system-reset"}))
+            )
+        );
+        assert_eq!(
+            qmp_event(&MachineEvent::Shutdown {
+                guest: true,
+                reason: ShutdownCause::GuestReset
+            }),
+            (
+                "SHUTDOWN",
+                Some(json!({"guest": true, "reason": "guest-reset"}))
+            )
+        );
+    }
 }

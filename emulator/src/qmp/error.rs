@@ -14,12 +14,12 @@ pub mod desc {
     pub const NOT_AN_OBJECT: &str = "QMP input must be a JSON object";
     pub const LACKS_EXECUTE: &str = "QMP input lacks member 'execute'";
     pub const ARGUMENTS_NOT_OBJECT: &str = "QMP input member 'arguments' must be an object";
-    pub const NO_FD_SUPPLIED: &str = "No file descriptor supplied via SCM_RIGHTS";
-    pub const FDNAME_STARTS_WITH_DIGIT: &str =
-        "Parameter 'fdname' expects a name not starting with a digit";
-    pub const FDSET_ID_NEGATIVE: &str = "Parameter 'fdset-id' expects a non-negative value";
-    pub const TLS_WITH_FD_CLIENT: &str =
-        "'tls_creds' option is incompatible with 'fd' address type as client";
+    // The fd texts live beside the code that decides them.
+    pub use crate::cli::chardev::TLS_FD_CLIENT as TLS_WITH_FD_CLIENT;
+    pub use crate::fds::fdset::NEGATIVE_FDSET_ID as FDSET_ID_NEGATIVE;
+    pub use crate::fds::named::{
+        NAME_STARTS_WITH_DIGIT as FDNAME_STARTS_WITH_DIGIT, NO_FD_SUPPLIED,
+    };
 }
 
 /// An error as a QMP client sees it.
@@ -95,6 +95,18 @@ impl QmpError {
             class: self.class,
             desc: self.desc.clone(),
         }
+    }
+}
+
+impl From<crate::fds::fdset::FdSetError> for QmpError {
+    fn from(e: crate::fds::fdset::FdSetError) -> Self {
+        QmpError::generic(e.to_string())
+    }
+}
+
+impl From<crate::fds::named::NamedFdError> for QmpError {
+    fn from(e: crate::fds::named::NamedFdError) -> Self {
+        QmpError::generic(e.to_string())
     }
 }
 

@@ -13,8 +13,9 @@ pub mod commands;
 pub mod error;
 pub mod server;
 pub mod session;
+pub mod startup;
 
-pub use backend::{FdSets, Machine, RunStatus};
+pub use backend::{forward_events, FdSets, Machine, RunStatus};
 pub use error::QmpError;
-pub use server::{Hub, Monitor, Transport};
+pub use server::{Hub, HubParts, Monitor, Transport};
 pub use session::{Effect, Handler, Output, Session};

@@ -19,12 +19,13 @@
 //! stdio).
 #![forbid(unsafe_code)]
 
-use std::collections::{BTreeMap, VecDeque};
+use std::collections::VecDeque;
 use std::io;
 use std::mem::MaybeUninit;
 use std::os::fd::{AsFd, BorrowedFd, OwnedFd};
-use std::sync::{Arc, Mutex, MutexGuard};
+use std::sync::{Arc, Condvar, Mutex, MutexGuard};
 use std::thread::JoinHandle;
+use std::time::{Duration, Instant};
 use std::time::{SystemTime, UNIX_EPOCH};
 
 use openhook_wire::qmp::{Event, Timestamp};
@@ -36,6 +37,8 @@ use serde_json::Value;
 use super::backend::{FdSets, Machine};
 use super::commands::Ctx;
 use super::session::{Effect, Output, Session};
+use crate::chardev::Chardevs;
+use crate::fds::named::NamedFds;
 
 /// Most fds the kernel passes in one SCM_RIGHTS message (`SCM_MAX_FD`).
 const SCM_MAX_FD: usize = 253;
@@ -68,28 +71,46 @@ fn lock<T: ?Sized>(m: &Mutex<T>) -> MutexGuard<'_, T> {
 
 /// One connected client's event queue and the pipe that wakes its thread.
 struct Subscriber {
-    queue: Mutex<VecDeque<Event>>,
+    queue: Mutex<Outbox>,
+    /// Signalled when the connection has written everything queued.
+    written: Condvar,
     wake: OwnedFd,
+}
+
+#[derive(Default)]
+struct Outbox {
+    events: VecDeque<Event>,
+    /// The connection thread is writing events it took from `events`.
+    writing: bool,
+}
+
+/// What the monitors drive: the emulator's parts, each optional so a
+/// monitor can run (and be tested) with only some of them.
+#[derive(Default)]
+pub struct HubParts {
+    /// `-name`
+    pub name: Option<String>,
+    pub machine: Option<Arc<dyn Machine>>,
+    pub fdsets: Option<Arc<dyn FdSets>>,
+    pub chardevs: Option<Arc<Chardevs>>,
 }
 
 /// State shared by every monitor of the emulator.
 pub struct Hub {
     name: Option<String>,
     machine: Option<Arc<dyn Machine>>,
-    fdsets: Option<Arc<Mutex<dyn FdSets>>>,
+    fdsets: Option<Arc<dyn FdSets>>,
+    chardevs: Option<Arc<Chardevs>>,
     subscribers: Mutex<Vec<Arc<Subscriber>>>,
 }
 
 impl Hub {
-    pub fn new(
-        name: Option<String>,
-        machine: Option<Arc<dyn Machine>>,
-        fdsets: Option<Arc<Mutex<dyn FdSets>>>,
-    ) -> Arc<Hub> {
+    pub fn new(parts: HubParts) -> Arc<Hub> {
         Arc::new(Hub {
-            name,
-            machine,
-            fdsets,
+            name: parts.name,
+            machine: parts.machine,
+            fdsets: parts.fdsets,
+            chardevs: parts.chardevs,
             subscribers: Mutex::new(Vec::new()),
         })
     }
@@ -103,8 +124,12 @@ impl Hub {
         self.machine.as_ref()
     }
 
-    pub fn fdsets(&self) -> Option<&Arc<Mutex<dyn FdSets>>> {
+    pub fn fdsets(&self) -> Option<&Arc<dyn FdSets>> {
         self.fdsets.as_ref()
+    }
+
+    pub fn chardevs(&self) -> Option<&Arc<Chardevs>> {
+        self.chardevs.as_ref()
     }
 
     /// Broadcasts an event, stamped now, to every connected client (each
@@ -123,10 +148,10 @@ impl Hub {
         };
         for s in lock(&self.subscribers).iter() {
             let mut q = lock(&s.queue);
-            if q.len() >= EVENT_QUEUE_MAX {
-                q.pop_front();
+            if q.events.len() >= EVENT_QUEUE_MAX {
+                q.events.pop_front();
             }
-            q.push_back(e.clone());
+            q.events.push_back(e.clone());
             drop(q);
             // Non-blocking; a full pipe already means "wake up".
             let _ = rustix::io::write(&s.wake, &[1]);
@@ -138,7 +163,8 @@ impl Hub {
             rustix::pipe::PipeFlags::CLOEXEC | rustix::pipe::PipeFlags::NONBLOCK,
         )?;
         let s = Arc::new(Subscriber {
-            queue: Mutex::new(VecDeque::new()),
+            queue: Mutex::new(Outbox::default()),
+            written: Condvar::new(),
             wake: w,
         });
         lock(&self.subscribers).push(s.clone());
@@ -147,13 +173,41 @@ impl Hub {
 
     fn unsubscribe(&self, s: &Arc<Subscriber>) {
         lock(&self.subscribers).retain(|x| !Arc::ptr_eq(x, s));
+        // Nothing will be written for it any more.
+        let mut q = lock(&s.queue);
+        q.events.clear();
+        q.writing = false;
+        s.written.notify_all();
+    }
+
+    /// Waits (at most `timeout` in all) until every connected client has
+    /// been sent the events emitted so far; used before the emulator
+    /// exits, so a `quit`'s SHUTDOWN reaches the clients as with QEMU. A
+    /// client that does not read only costs the timeout.
+    pub fn flush(&self, timeout: Duration) {
+        let deadline = Instant::now() + timeout;
+        let subs: Vec<Arc<Subscriber>> = lock(&self.subscribers).clone();
+        for s in subs {
+            let mut q = lock(&s.queue);
+            while !q.events.is_empty() || q.writing {
+                let left = deadline.saturating_duration_since(Instant::now());
+                if left.is_zero() {
+                    return;
+                }
+                q = s
+                    .written
+                    .wait_timeout(q, left)
+                    .unwrap_or_else(|e| e.into_inner())
+                    .0;
+            }
+        }
     }
 }
 
 /// Per-monitor state that outlives a connection: the `getfd` names.
 #[derive(Default)]
 pub struct Monitor {
-    named: Mutex<BTreeMap<String, OwnedFd>>,
+    named: Mutex<NamedFds>,
 }
 
 impl Monitor {
@@ -162,7 +216,7 @@ impl Monitor {
     }
 
     /// The name table (`getfd`, `closefd`, consumers).
-    pub fn named(&self) -> MutexGuard<'_, BTreeMap<String, OwnedFd>> {
+    pub fn named(&self) -> MutexGuard<'_, NamedFds> {
         lock(&self.named)
     }
 }
@@ -196,6 +250,9 @@ impl FdBatch {
 pub enum Transport {
     /// A listening socket: accept clients one after another.
     Listener(OwnedFd),
+    /// A listening socket whose first client was accepted before start-up
+    /// went on (`wait=on`): serve it, then accept as [`Transport::Listener`].
+    ListenerWithFirst { listener: OwnedFd, first: OwnedFd },
     /// One connected socket (client mode, or a socketpair end).
     Connected(OwnedFd),
     /// fd 0 in, fd 1 out.
@@ -216,6 +273,11 @@ pub fn spawn(
 /// Runs a monitor on the calling thread until its transport ends.
 pub fn run(hub: &Hub, monitor: &Monitor, transport: Transport) {
     match transport {
+        Transport::ListenerWithFirst { listener, first } => {
+            let _ = serve(hub, monitor, first.as_fd(), first.as_fd(), true);
+            drop(first);
+            run(hub, monitor, Transport::Listener(listener));
+        }
         Transport::Listener(l) => loop {
             match rustix::net::accept_with(&l, SocketFlags::CLOEXEC) {
                 Ok(conn) => {
@@ -342,12 +404,23 @@ fn converse(
         if wake_ready {
             let mut drain = [0u8; 64];
             while matches!(rustix::io::read(wake, &mut drain), Ok(n) if n > 0) {}
-            let events: Vec<Event> = lock(&sub.queue).drain(..).collect();
+            let events: Vec<Event> = {
+                let mut q = lock(&sub.queue);
+                q.writing = true;
+                q.events.drain(..).collect()
+            };
+            let mut result = Ok(());
             for e in &events {
                 if let Some(line) = session.event(e) {
-                    write_all(output, &line)?;
+                    result = write_all(output, &line);
+                    if result.is_err() {
+                        break;
+                    }
                 }
             }
+            lock(&sub.queue).writing = false;
+            sub.written.notify_all();
+            result?;
         }
         if !input_ready {
             continue;
@@ -371,6 +444,16 @@ fn converse(
                     }
                 }
             }
+        }
+    }
+}
+
+/// Blocks until a client connects to `listener` (`wait=on`).
+pub fn accept_first(listener: &OwnedFd) -> io::Result<OwnedFd> {
+    loop {
+        match rustix::net::accept_with(listener, SocketFlags::CLOEXEC) {
+            Err(Errno::INTR) | Err(Errno::CONNABORTED) => {}
+            r => return r.map_err(io::Error::from),
         }
     }
 }

@@ -1,9 +1,11 @@
 //! `dump-guest-memory` with protocol `fd:NAME`: raw guest RAM.
 //!
-//! Format (docs/qmp.md): the bytes of every guest RAM region in ascending
-//! guest-physical order, nothing else; with `begin`/`length`, only that
-//! guest-physical range. With RAM below the 32-bit hole (the usual
-//! micro-VM), file offset N is guest physical address N. The vCPUs are
+//! Format (docs/qmp.md): a flat image of guest-physical memory from
+//! address 0 (or `begin`) up to the end of the highest RAM region (or
+//! `begin + length`): file offset N holds guest-physical address N (or
+//! `begin + N`). RAM bytes are copied; gaps between RAM regions (the
+//! firmware mirror below 1 MiB, the hole below 4 GiB) are written as
+//! zeros. No header. The vCPUs are
 //! paused for the copy and resumed afterwards if they were running;
 //! `DUMP_COMPLETED` is emitted when done.
 #![forbid(unsafe_code)]
@@ -43,10 +45,25 @@ fn write_all(fd: &OwnedFd, mut b: &[u8]) -> std::io::Result<()> {
     Ok(())
 }
 
-fn copy(m: &dyn Machine, pieces: &[(u64, u64)], out: &OwnedFd) -> std::io::Result<u64> {
+fn zeros(out: &OwnedFd, mut len: u64, buf: &mut [u8]) -> std::io::Result<()> {
+    buf.fill(0);
+    while len > 0 {
+        let n = usize::try_from(len.min(buf.len() as u64)).unwrap_or(buf.len());
+        write_all(out, &buf[..n])?;
+        len -= n as u64;
+    }
+    Ok(())
+}
+
+fn copy(m: &dyn Machine, begin: u64, pieces: &[(u64, u64)], out: &OwnedFd) -> std::io::Result<u64> {
     let mut buf = vec![0u8; CHUNK];
     let mut total = 0u64;
+    let mut at = begin;
     for &(start, len) in pieces {
+        // Keep file offset == address - begin across gaps.
+        zeros(out, start - at, &mut buf)?;
+        total += start - at;
+        at = start + len;
         let mut done = 0u64;
         while done < len {
             let n = usize::try_from((len - done).min(CHUNK as u64)).unwrap_or(CHUNK);
@@ -101,7 +118,7 @@ pub fn dump_guest_memory(ctx: &mut Ctx<'_>, mut args: Args) -> Result<Value, Qmp
     if was_running {
         m.pause();
     }
-    let result = copy(m.as_ref(), &pieces, &out);
+    let result = copy(m.as_ref(), begin, &pieces, &out);
     if was_running {
         m.resume();
     }

@@ -1,7 +1,7 @@
 //! `add-fd`, `remove-fd`, `query-fdsets` over the emulator's fd sets.
 #![forbid(unsafe_code)]
 
-use std::sync::{Arc, Mutex, MutexGuard};
+use std::sync::Arc;
 
 use serde_json::{json, Value};
 
@@ -10,12 +10,10 @@ use crate::qmp::args::Args;
 use crate::qmp::backend::FdSets;
 use crate::qmp::error::{desc, QmpError};
 
-fn sets<'a>(ctx: &'a Ctx<'_>) -> Result<MutexGuard<'a, dyn FdSets + 'static>, QmpError> {
-    let s: &Arc<Mutex<dyn FdSets>> = ctx
-        .hub
+pub(super) fn sets<'a>(ctx: &'a Ctx<'_>) -> Result<&'a Arc<dyn FdSets>, QmpError> {
+    ctx.hub
         .fdsets()
-        .ok_or_else(|| QmpError::generic("fd sets are not available"))?;
-    Ok(s.lock().unwrap_or_else(|e| e.into_inner()))
+        .ok_or_else(|| QmpError::generic("fd sets are not available"))
 }
 
 pub fn add_fd(ctx: &mut Ctx<'_>, mut args: Args) -> Result<Value, QmpError> {
@@ -26,11 +24,9 @@ pub fn add_fd(ctx: &mut Ctx<'_>, mut args: Args) -> Result<Value, QmpError> {
         .batch
         .take_first()
         .ok_or_else(|| QmpError::generic(desc::NO_FD_SUPPLIED))?;
-    if set.is_some_and(|s| s < 0) {
-        return Err(QmpError::generic(desc::FDSET_ID_NEGATIVE));
-    }
+    // A negative id is refused by the store, which closes the fd.
     let added = sets(ctx)?.add(set, fd, opaque)?;
-    Ok(json!({"fdset-id": added.fdset_id, "fd": added.fd}))
+    Ok(json!({"fdset-id": added.fdset_id, "fd": added.fd.0}))
 }
 
 pub fn remove_fd(ctx: &mut Ctx<'_>, mut args: Args) -> Result<Value, QmpError> {

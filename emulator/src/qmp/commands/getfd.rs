@@ -9,41 +9,24 @@ use serde_json::Value;
 
 use super::{empty, Ctx};
 use crate::qmp::args::Args;
-use crate::qmp::error::{desc, QmpError};
+use crate::qmp::error::QmpError;
 
 pub fn getfd(ctx: &mut Ctx<'_>, mut args: Args) -> Result<Value, QmpError> {
     let name = args.str("fdname")?;
     args.finish()?;
-    let fd = ctx
-        .batch
-        .take_first()
-        .ok_or_else(|| QmpError::generic(desc::NO_FD_SUPPLIED))?;
-    if name.starts_with(|c: char| c.is_ascii_digit()) {
-        drop(fd);
-        return Err(QmpError::generic(desc::FDNAME_STARTS_WITH_DIGIT));
-    }
-    // Replacing a name closes its old fd.
-    drop(ctx.monitor.named().insert(name, fd));
+    let fd = ctx.batch.take_first();
+    ctx.monitor.named().getfd(&name, fd)?;
     Ok(empty())
 }
 
 pub fn closefd(ctx: &mut Ctx<'_>, mut args: Args) -> Result<Value, QmpError> {
     let name = args.str("fdname")?;
     args.finish()?;
-    match ctx.monitor.named().remove(&name) {
-        Some(fd) => {
-            drop(fd);
-            Ok(empty())
-        }
-        None => Err(QmpError::generic(format!(
-            "File descriptor named '{name}' not found"
-        ))),
-    }
+    ctx.monitor.named().closefd(&name)?;
+    Ok(empty())
 }
 
 /// A consumer takes the fd; the name disappears.
 pub fn take_named(ctx: &Ctx<'_>, name: &str) -> Result<OwnedFd, QmpError> {
-    ctx.monitor.named().remove(name).ok_or_else(|| {
-        QmpError::generic(format!("File descriptor named '{name}' has not been found"))
-    })
+    Ok(ctx.monitor.named().take(name)?)
 }

@@ -87,6 +87,18 @@ pub fn human_monitor_command(
             Ok(name) => run(ctx, "closefd", json!({ "fdname": name }), effects),
             Err(usage) => usage,
         },
+        ("chardev-add", Some(_)) => {
+            let rest = line.trim_start()["chardev-add".len()..].trim();
+            match super::chardev::parse_hmp(rest).and_then(|(id, spec)| super::chardev::add(ctx, &id, &spec)) {
+                Ok(()) => String::new(),
+                Err(e) => format!("Error: {}\r\n", e.desc),
+            }
+        }
+        ("chardev-remove", a) => match expect_arg(cmd, a) {
+            Ok(id) => run(ctx, "chardev-remove", json!({ "id": id }), effects),
+            Err(usage) => usage,
+        },
+        ("chardev-add", None) => expect_arg(cmd, None).unwrap_or_else(|u| u),
         ("stop" | "cont" | "system_reset" | "system_powerdown" | "quit", _) => run(ctx, cmd, json!({}), effects),
         ("q", _) => run(ctx, "quit", json!({}), effects),
         _ => format!("unknown command: '{cmd}'\r\n"),

@@ -3,6 +3,7 @@
 //! fd batch.
 #![forbid(unsafe_code)]
 
+mod chardev;
 mod control;
 mod dump;
 mod fdset;
@@ -39,6 +40,10 @@ pub const COMMANDS: &[&str] = &[
     "query-fdsets",
     "dump-guest-memory",
     "human-monitor-command",
+    "chardev-add",
+    "chardev-remove",
+    "chardev-change",
+    "query-chardev",
 ];
 
 /// What a command runs against.
@@ -87,6 +92,10 @@ pub fn execute(
         "query-fdsets" => fdset::query_fdsets(ctx, args),
         "dump-guest-memory" => dump::dump_guest_memory(ctx, args),
         "human-monitor-command" => hmp::human_monitor_command(ctx, args, effects),
+        "chardev-add" => chardev::chardev_add(ctx, args),
+        "chardev-remove" => chardev::chardev_remove(ctx, args),
+        "chardev-change" => chardev::chardev_change(ctx, args),
+        "query-chardev" => chardev::query_chardev(ctx, args),
         other => Err(QmpError::unknown_command(other)),
     }
 }

@@ -1,0 +1,426 @@
+//! The machine on real KVM with hand-assembled guests: serial, debug exit,
+//! reset vector and firmware mirror, virtio-mmio registers, a polling
+//! virtio-blk driver, and hostile descriptor chains.
+#![allow(clippy::disallowed_methods)]
+
+mod common;
+
+use std::io::{Read, Seek, SeekFrom, Write};
+
+use common::guest::{at, protected_rom, real_mode_rom, vio, Asm, Driver, QSIZE};
+use common::{config, run_rom};
+use openhook_emulator::config::DriveConfig;
+use openhook_emulator::machine::ExitReason;
+
+#[test]
+fn real_mode_serial_and_debug_exit() {
+    let mut code = Vec::new();
+    for b in b"OK\n" {
+        code.extend_from_slice(&[0xba, 0xf8, 0x03, 0xb0, *b, 0xee]); // mov dx,0x3f8; mov al,b; out dx,al
+    }
+    code.extend_from_slice(&[0xb0, 0x21, 0xe6, 0xf4, 0xf4]); // mov al,0x21; out 0xf4,al; hlt
+    let Some(run) = run_rom(&config(), &real_mode_rom(&code, &[]), vec![]) else {
+        return;
+    };
+    assert_eq!(run.reason, ExitReason::DebugExit(0x21));
+    assert_eq!(run.reason.exit_status(), 0x43);
+    assert_eq!(run.serial, "OK\n");
+}
+
+#[test]
+fn reset_vector_reaches_firmware_through_the_read_only_mirror() {
+    // At the reset vector (CS base 0xffff0000): far jump to F000:0100,
+    // i.e. into the mirror below 1 MiB.
+    let entry = [0xea, 0x00, 0x01, 0x00, 0xf0]; // jmp 0xf000:0x0100
+    let mirror_code = [
+        0xba, 0xf8, 0x03, 0xb0, b'M', 0xee, // mov dx,0x3f8; mov al,'M'; out dx,al
+        0x2e, 0xc6, 0x06, 0x00, 0x02, 0x55, // mov byte [cs:0x200], 0x55 (ROM: ignored)
+        0x2e, 0xa0, 0x00, 0x02, // mov al, [cs:0x200]
+        0xe6, 0xf4, 0xf4, // out 0xf4, al; hlt
+    ];
+    let rom = real_mode_rom(&entry, &[(0x100, &mirror_code), (0x200, &[0x11])]);
+    let Some(run) = run_rom(&config(), &rom, vec![]) else {
+        return;
+    };
+    assert_eq!(run.serial, "M");
+    // 0x11: the mirror shows the firmware's byte and the guest's write to
+    // read-only memory changed nothing.
+    assert_eq!(run.reason, ExitReason::DebugExit(0x11));
+}
+
+#[test]
+fn protected_mode_payload_runs() {
+    let mut a = Asm::default();
+    a.print("PM\n");
+    a.exit(0x05);
+    let Some(run) = run_rom(&config(), &protected_rom(&a.code), vec![]) else {
+        return;
+    };
+    assert_eq!(run.serial, "PM\n");
+    assert_eq!(run.reason, ExitReason::DebugExit(5));
+}
+
+#[test]
+fn guest_fault_without_idt_is_a_crash_not_a_hang() {
+    let mut a = Asm::default();
+    a.ud2();
+    let mut cfg = config();
+    cfg.no_reboot = true;
+    let Some(run) = run_rom(&cfg, &protected_rom(&a.code), vec![]) else {
+        return;
+    };
+    // KVM reports either a triple fault (reset, ended by -no-reboot) or,
+    // on PVM hosts, an internal error: both end the machine.
+    match &run.reason {
+        ExitReason::GuestCrash(msg) => {
+            assert!(
+                msg.contains("internal error") || msg.contains("KVM"),
+                "{msg}"
+            );
+            assert_ne!(run.reason.exit_status(), 0);
+        }
+        ExitReason::GuestReset => assert_eq!(run.reason.exit_status(), 0),
+        other => panic!("unexpected end: {other:?}"),
+    }
+}
+
+fn disk(bytes: usize) -> std::fs::File {
+    let mut f = tempfile::tempfile().unwrap();
+    let mut content = vec![0u8; bytes];
+    // Sector 5 holds a known pattern.
+    for (i, b) in content[5 * 512..6 * 512].iter_mut().enumerate() {
+        *b = u8::try_from(i % 251).unwrap();
+    }
+    f.write_all(&content).unwrap();
+    f
+}
+
+fn drive(readonly: bool) -> DriveConfig {
+    DriveConfig {
+        id: "d0".into(),
+        path: "disk.img".into(),
+        readonly,
+        cache: Default::default(),
+    }
+}
+
+fn read_u32(run: &common::Run, addr: u32) -> u32 {
+    let mut b = [0u8; 4];
+    run.control.read_memory(u64::from(addr), &mut b).unwrap();
+    u32::from_le_bytes(b)
+}
+
+fn read_bytes(run: &common::Run, addr: u32, len: usize) -> Vec<u8> {
+    let mut b = vec![0u8; len];
+    run.control.read_memory(u64::from(addr), &mut b).unwrap();
+    b
+}
+
+#[test]
+fn virtio_mmio_registers_of_empty_and_populated_slots() {
+    let mut d = Driver::new(0xfeb0_0000); // slot 0: empty
+    for (i, off) in [vio::MAGIC, vio::VERSION, vio::DEVICE_ID, vio::VENDOR]
+        .into_iter()
+        .enumerate()
+    {
+        d.reg_read(off, u32::try_from(i).unwrap());
+    }
+    d.base = vio::SLOT23; // the first drive
+    for (i, off) in [
+        vio::MAGIC,
+        vio::VERSION,
+        vio::DEVICE_ID,
+        vio::VENDOR,
+        vio::QUEUE_NUM_MAX,
+        vio::CONFIG,
+        vio::CONFIG + 4,
+    ]
+    .into_iter()
+    .enumerate()
+    {
+        d.reg_read(off, 4 + u32::try_from(i).unwrap());
+    }
+    d.reg_write(vio::DEV_FEATURES_SEL, 1);
+    d.reg_read(vio::DEV_FEATURES, 11);
+    d.reg_write(vio::DEV_FEATURES_SEL, 0);
+    d.reg_read(vio::DEV_FEATURES, 12);
+    d.base = 0xfeb0_2c00; // slot 22: empty with one drive
+    d.reg_read(vio::DEVICE_ID, 13);
+    d.asm.exit(1);
+    let mut cfg = config();
+    cfg.drives = vec![drive(false)];
+    let Some(run) = run_rom(&cfg, &protected_rom(&d.asm.code), vec![disk(64 * 1024)]) else {
+        return;
+    };
+    assert_eq!(run.reason, ExitReason::DebugExit(1));
+    let r: Vec<u32> = (0..14)
+        .map(|i| read_u32(&run, at::RESULTS + 4 * i))
+        .collect();
+    assert_eq!(&r[0..4], &[0x7472_6976, 2, 0, 0x554d_4551], "empty slot 0");
+    assert_eq!(
+        &r[4..9],
+        &[0x7472_6976, 2, 2, 0x554d_4551, 256],
+        "blk at slot 23"
+    );
+    assert_eq!((r[9], r[10]), (128, 0), "capacity in sectors");
+    assert_eq!(r[11], 1, "VIRTIO_F_VERSION_1");
+    assert_eq!(r[12] & (1 << 9), 1 << 9, "FLUSH");
+    assert_eq!(r[12] & (1 << 5), 0, "not read-only");
+    assert_eq!(r[13], 0, "slot 22 empty");
+}
+
+/// Polling virtio-blk round trip: write sector 2, read it back, read
+/// sector 5 (host pattern), flush, get-id.
+#[test]
+fn virtio_blk_round_trip_by_polling() {
+    let mut d = Driver::new(vio::SLOT23);
+    d.init(u32::from(QSIZE), 1 << 9);
+    d.reg_read(vio::STATUS, 0);
+    d.fill(0, |k| 0xa5a5_0000 | k);
+    d.request(0, 1, 2, u64::from(at::DATA), 512, false); // OUT sector 2 from buffer 0
+    d.request(1, 0, 2, u64::from(at::DATA + 0x1000), 512, true); // IN sector 2 to buffer 1
+    d.request(2, 0, 5, u64::from(at::DATA + 0x2000), 512, true); // IN sector 5 to buffer 2
+    d.request(3, 4, 0, u64::from(at::DATA + 0x3000), 0, true); // FLUSH (empty data desc)
+    d.fill(4, |_| 0xaaaa_aaaa);
+    d.request(4, 8, 0, u64::from(at::DATA + 0x4000), 20, true); // GET_ID
+    d.reg_read(vio::STATUS, 1);
+    d.asm.print("done\n");
+    d.asm.exit(0x10);
+    let mut cfg = config();
+    cfg.drives = vec![drive(false)];
+    let disk_file = disk(64 * 1024);
+    let mut check = disk_file.try_clone().unwrap();
+    let Some(run) = run_rom(&cfg, &protected_rom(&d.asm.code), vec![disk_file]) else {
+        return;
+    };
+    assert_eq!(
+        run.reason,
+        ExitReason::DebugExit(0x10),
+        "serial: {}",
+        run.serial
+    );
+    assert_eq!(run.serial, "done\n");
+    assert_eq!(read_u32(&run, at::RESULTS), 0xf, "DRIVER_OK accepted");
+    assert_eq!(read_u32(&run, at::RESULTS + 4), 0xf, "still healthy");
+    assert_eq!(
+        read_bytes(&run, at::STATUS, 5),
+        vec![0, 0, 0, 0, 0],
+        "all requests OK"
+    );
+    // Used ring: 5 entries, lengths 1, 513, 513, 1, 21.
+    assert_eq!(read_u32(&run, at::USED) >> 16, 5);
+    let lens: Vec<u32> = (0..5)
+        .map(|i| read_u32(&run, at::USED + 8 + 8 * i))
+        .collect();
+    assert_eq!(lens, vec![1, 513, 513, 1, 21]);
+    let want: Vec<u8> = (0..128u32)
+        .flat_map(|k| (0xa5a5_0000 | k).to_le_bytes())
+        .collect();
+    assert_eq!(
+        read_bytes(&run, at::DATA + 0x1000, 512),
+        want,
+        "read back what was written"
+    );
+    let mut on_disk = vec![0u8; 512];
+    check.seek(SeekFrom::Start(1024)).unwrap();
+    check.read_exact(&mut on_disk).unwrap();
+    assert_eq!(on_disk, want, "bytes on the disk file");
+    let host: Vec<u8> = (0..512).map(|i| u8::try_from(i % 251).unwrap()).collect();
+    assert_eq!(
+        read_bytes(&run, at::DATA + 0x2000, 512),
+        host,
+        "sector 5 as the host wrote it"
+    );
+    assert_eq!(
+        read_bytes(&run, at::DATA + 0x4000, 24),
+        [&[0u8; 20][..], &[0xaa; 4]].concat(),
+        "id: 20 zero bytes"
+    );
+}
+
+#[test]
+fn readonly_drive_refuses_writes_with_ioerr() {
+    let mut d = Driver::new(vio::SLOT23);
+    d.reg_read(vio::DEV_FEATURES, 0);
+    d.init(u32::from(QSIZE), (1 << 9) | (1 << 5));
+    d.fill(0, |_| 0xdead_beef);
+    d.request(0, 1, 5, u64::from(at::DATA), 512, false); // OUT: must fail
+    d.request(1, 0, 5, u64::from(at::DATA + 0x1000), 512, true); // IN: works
+    d.asm.exit(0x10);
+    let mut cfg = config();
+    cfg.drives = vec![drive(true)];
+    let disk_file = disk(64 * 1024);
+    let mut check = disk_file.try_clone().unwrap();
+    let Some(run) = run_rom(&cfg, &protected_rom(&d.asm.code), vec![disk_file]) else {
+        return;
+    };
+    assert_eq!(run.reason, ExitReason::DebugExit(0x10));
+    assert_ne!(
+        read_u32(&run, at::RESULTS) & (1 << 5),
+        0,
+        "VIRTIO_BLK_F_RO offered"
+    );
+    assert_eq!(
+        read_bytes(&run, at::STATUS, 2),
+        vec![1, 0],
+        "write IOERR, read OK"
+    );
+    let mut all = Vec::new();
+    check.seek(SeekFrom::Start(0)).unwrap();
+    check.read_to_end(&mut all).unwrap();
+    let mut want = vec![0u8; 64 * 1024];
+    for (i, b) in want[5 * 512..6 * 512].iter_mut().enumerate() {
+        *b = u8::try_from(i % 251).unwrap();
+    }
+    assert!(all == want, "the read-only disk changed");
+}
+
+/// One hostile request; returns (run, disk bytes after).
+fn hostile(build: impl FnOnce(&mut Driver)) -> Option<(common::Run, Vec<u8>)> {
+    let mut d = Driver::new(vio::SLOT23);
+    d.init(u32::from(QSIZE), 1 << 9);
+    build(&mut d);
+    d.reg_read(vio::STATUS, 0);
+    d.asm.exit(0x10);
+    let mut cfg = config();
+    cfg.drives = vec![drive(false)];
+    let disk_file = disk(64 * 1024);
+    let mut check = disk_file.try_clone().unwrap();
+    let run = run_rom(&cfg, &protected_rom(&d.asm.code), vec![disk_file])?;
+    assert_eq!(
+        run.reason,
+        ExitReason::DebugExit(0x10),
+        "guest must finish: {:?}",
+        run.reason
+    );
+    let mut all = Vec::new();
+    check.seek(SeekFrom::Start(0)).unwrap();
+    check.read_to_end(&mut all).unwrap();
+    Some((run, all))
+}
+
+fn untouched(disk: &[u8]) -> bool {
+    disk[..5 * 512].iter().all(|b| *b == 0) && disk[6 * 512..].iter().all(|b| *b == 0)
+}
+
+#[test]
+fn hostile_looping_chain_sets_needs_reset() {
+    let Some((run, disk)) = hostile(|d| {
+        d.header(0, 0, 0);
+        d.desc(0, u64::from(at::HDR), 16, 1, 1);
+        d.desc(1, u64::from(at::DATA), 512, 1 | 2, 0); // next -> 0: a loop
+        d.submit(0);
+    }) else {
+        return;
+    };
+    assert_ne!(read_u32(&run, at::RESULTS) & vio::NEEDS_RESET, 0);
+    assert!(untouched(&disk));
+}
+
+#[test]
+fn hostile_avail_index_jump_sets_needs_reset() {
+    let Some((run, _)) = hostile(|d| {
+        d.asm.store16(at::AVAIL + 2, 100);
+        d.reg_write(vio::QUEUE_NOTIFY, 0);
+    }) else {
+        return;
+    };
+    assert_ne!(read_u32(&run, at::RESULTS) & vio::NEEDS_RESET, 0);
+}
+
+#[test]
+fn hostile_queue_size_above_max_is_refused() {
+    let mut d = Driver::new(vio::SLOT23);
+    d.init(512, 1 << 9);
+    d.reg_read(vio::QUEUE_READY, 0);
+    d.reg_read(vio::STATUS, 1);
+    d.asm.exit(0x10);
+    let mut cfg = config();
+    cfg.drives = vec![drive(false)];
+    let Some(run) = run_rom(&cfg, &protected_rom(&d.asm.code), vec![disk(4096)]) else {
+        return;
+    };
+    assert_eq!(run.reason, ExitReason::DebugExit(0x10));
+    assert_eq!(read_u32(&run, at::RESULTS), 0, "queue not ready");
+    assert_ne!(read_u32(&run, at::RESULTS + 4) & vio::NEEDS_RESET, 0);
+}
+
+#[test]
+fn hostile_buffers_outside_ram_firmware_or_mmio_get_ioerr() {
+    // 16 MiB of RAM: 0x2000_0000 is beyond it; 0xffff_0000 is firmware;
+    // 0xfeb0_0000 is the virtio-mmio window.
+    for (addr, writes) in [
+        (0x2000_0000u64, true),
+        (0xffff_0000, true),
+        (0xffff_0000, false),
+        (0xfeb0_0000, true),
+        (0x1_0000_0000, false),
+    ] {
+        let Some((run, disk)) = hostile(|d| {
+            let t = if writes { 0 } else { 1 };
+            d.request(0, t, 0, addr, 512, writes);
+            // The device still works afterwards.
+            d.request(1, 0, 5, u64::from(at::DATA), 512, true);
+        }) else {
+            return;
+        };
+        assert_eq!(
+            read_bytes(&run, at::STATUS, 2),
+            vec![1, 0],
+            "buffer at {addr:#x}"
+        );
+        assert_eq!(read_u32(&run, at::RESULTS) & vio::NEEDS_RESET, 0);
+        assert!(untouched(&disk));
+    }
+}
+
+#[test]
+fn hostile_sectors_past_the_end_get_ioerr() {
+    // 64 KiB disk = 128 sectors.
+    for (t, sector, len) in [
+        (1u32, 128u64, 512u32),
+        (1, 127, 1024),
+        (0, 128, 512),
+        (1, u64::MAX, 512),
+        (0, 0, 100),
+    ] {
+        let Some((run, disk)) = hostile(|d| {
+            d.fill(0, |_| 0x5555_5555);
+            d.request(0, t, sector, u64::from(at::DATA), len, t == 0);
+        }) else {
+            return;
+        };
+        assert_eq!(
+            read_bytes(&run, at::STATUS, 1),
+            vec![1],
+            "type {t} sector {sector} len {len}"
+        );
+        assert_eq!(disk.len(), 64 * 1024, "disk did not grow");
+        assert!(untouched(&disk));
+    }
+}
+
+#[test]
+fn hostile_status_byte_outside_ram_sets_needs_reset() {
+    let Some((run, disk)) = hostile(|d| {
+        d.header(0, 1, 0);
+        d.desc(0, u64::from(at::HDR), 16, 1, 1);
+        d.desc(1, u64::from(at::DATA), 512, 1, 2);
+        d.desc(2, 0xffff_fff0, 1, 2, 0); // status in the firmware
+        d.submit(0);
+    }) else {
+        return;
+    };
+    assert_ne!(read_u32(&run, at::RESULTS) & vio::NEEDS_RESET, 0);
+    // Validation happens before I/O, but a write with an unreportable
+    // status may already have reached the disk: only check no growth.
+    assert_eq!(disk.len(), 64 * 1024);
+}
+
+#[test]
+fn hostile_unknown_request_type_gets_unsupp() {
+    let Some((run, _)) = hostile(|d| d.request(0, 11, 0, u64::from(at::DATA), 512, false)) else {
+        return;
+    };
+    assert_eq!(read_bytes(&run, at::STATUS, 1), vec![2]);
+}
