@@ -45,7 +45,7 @@ fn check_invariants(p: &Policy) {
         model::rules_valid(&rules),
         "parser accepted rules the model refuses: {rules:?}"
     );
-    assert!((1..=4095).contains(&p.deny_errno.raw_os_error()));
+    assert!((1..=4095).contains(&p.deny_errno.get()));
     for (r, m) in p.rules.iter().zip(&rules) {
         let path = &r.path;
         assert!(path.starts_with('/'), "{path:?}");
@@ -113,10 +113,7 @@ fn access_str(a: Access) -> &'static str {
 
 /// The policy written back as a file.
 fn print(p: &Policy) -> String {
-    let mut t = format!(
-        "version = 1\ndeny_errno = {}\n",
-        p.deny_errno.raw_os_error()
-    );
+    let mut t = format!("version = 1\ndeny_errno = {}\n", p.deny_errno.get());
     t.push_str(&model::rules_toml(&model::from_policy(p)));
     for l in &p.listen {
         t.push_str(&format!(

@@ -401,8 +401,8 @@ pub fn check_decision(
     match (got, want) {
         (Err(d), Expect::Deny { reason, errno }) => {
             assert_eq!(d.reason, reason, "{}", show());
-            let errno = errno.unwrap_or(policy.deny_errno.raw_os_error());
-            assert_eq!(d.errno.raw_os_error(), errno, "{}", show());
+            let errno = errno.unwrap_or(policy.deny_errno.get());
+            assert_eq!(d.errno.get(), errno, "{}", show());
             if reason == DenyReason::DenyRule {
                 let r = d.rule.expect("a deny rule is named");
                 assert!(!rules[r.0].allow && rules[r.0].matches(path), "{}", show());
