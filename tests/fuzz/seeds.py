@@ -276,6 +276,12 @@ qmp("fdsets-iotest-045", 0b1000_0010, NEG + b'{"execute": "add-fd", "arguments":
     b'{"execute": "add-fd", "arguments": {"fdset-id": -1}}{"execute": "query-fdsets"}'
     b'{"execute": "remove-fd", "arguments": {"fdset-id": 2, "fd": 99}}'
     b'{"execute": "remove-fd", "arguments": {"fdset-id": 3}}')
+qmp("fdset-chardev", 0b1111_1111, NEG + b'{"execute": "add-fd", "arguments": {"fdset-id": 0, "opaque": "log"}}'
+    b'{"execute": "query-fdsets"}'
+    b'{"execute": "chardev-add", "arguments": {"id": "c0", "backend": {"type": "file", "data": {"out": "/dev/fdset/0"}}}}'
+    b'{"execute": "chardev-add", "arguments": {"id": "c1", "backend": {"type": "file", "data": {"out": "/etc/passwd"}}}}'
+    b'{"execute": "chardev-remove", "arguments": {"id": "c0"}}{"execute": "remove-fd", "arguments": {"fdset-id": 0}}'
+    b'{"execute": "query-fdsets"}')
 qmp("dump-guest-memory", 0b1111_1110, NEG + b'{"execute": "getfd", "arguments": {"fdname": "dump"}}'
     b'{"execute": "dump-guest-memory", "arguments": {"paging": false, "protocol": "fd:dump", '
     b'"begin": 4096, "length": 8192}}'
@@ -315,6 +321,10 @@ argv("qmp-socket", "-qmp", "unix:/run/vm1/qmp.sock,server,nowait", "-name", "vm1
 argv("kernel", "-kernel", "bzImage", "-initrd", "initrd.img", "-append", "console=ttyS0 a=b,c", "-smp", "1",
      "-m", "1G", "-drive", "file=./img/../x.img,if=virtio")
 argv("errors", "-foo", "disk.img", "-m")
+# Regressions (docs/security.md): the root directory as a file, a socket
+# path under /dev/fdset/.
+argv("regression-bios-root", "-bios", "/")
+argv("regression-fdset-socket", "-qmp", "unix:/dev/fdset//run/vm1/qmp.sock,server,nowait")
 
 # ---- virtio_blk_chain: ring layouts (format in the target) ---------------
 

@@ -1,7 +1,8 @@
 //! QMP input: QEMU's JSON lexer and streamer (`wire/src/qmp/{lexer,stream,
 //! parse}.rs`), the session (`emulator/src/qmp/session.rs`) and the real
 //! command dispatch (`emulator/src/qmp/commands/`), driven with a stand-in
-//! machine (the `Machine` trait) and real fds in the SCM_RIGHTS batch.
+//! machine (the `Machine` trait), the real fd-set store and chardev
+//! registry, and real fds in the SCM_RIGHTS batch.
 //!
 //! The first input byte picks the limits (QEMU-sized or tiny, to reach the
 //! limit paths), the chunk size, and whether an fd arrives with a chunk;
@@ -26,9 +27,11 @@ use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::Arc;
 
 use libfuzzer_sys::fuzz_target;
+use openhook_emulator::chardev::registry::Chardevs;
+use openhook_emulator::fds::open::{HookOpen, Opener};
 use openhook_emulator::qmp::commands::Ctx;
-use openhook_emulator::qmp::server::{FdBatch, HubParts};
-use openhook_emulator::qmp::{Hub, Machine, Monitor, Output, RunStatus, Session};
+use openhook_emulator::qmp::server::FdBatch;
+use openhook_emulator::qmp::{FdSets, Hub, HubParts, Machine, Monitor, Output, RunStatus, Session};
 use openhook_wire::qmp::Limits;
 use serde_json::Value;
 
@@ -73,6 +76,15 @@ impl Machine for Stand {
         assert!(inside, "dump read outside guest RAM: {addr:#x}+{len}");
         buf.fill(0x5a);
         Ok(())
+    }
+}
+
+/// The open hook of a broker whose policy allows nothing.
+struct DenyAll;
+
+impl HookOpen for DenyAll {
+    fn open(&self, _: &std::path::Path, _: i32, _: u32) -> std::io::Result<OwnedFd> {
+        Err(std::io::Error::from_raw_os_error(libc::EACCES))
     }
 }
 
@@ -130,10 +142,11 @@ struct Run {
     returns: usize,
 }
 
+/// A new fd gets the lowest free number (a memfd: needs no open stdin,
+/// which CI does not have).
 fn lowest_free_fd() -> i32 {
-    let probe = rustix::io::fcntl_dupfd_cloexec(rustix::stdio::stdin(), 0).expect("dup");
     use std::os::fd::AsRawFd;
-    probe.as_raw_fd()
+    memfd().as_raw_fd()
 }
 
 fn memfd() -> OwnedFd {
@@ -146,10 +159,15 @@ fn run(input: &[u8], limits: Limits, chunk: usize, fds: u8) -> Run {
     let machine: Arc<dyn Machine> = Arc::new(Stand {
         running: AtomicBool::new(true),
     });
+    // The real fd-set store and single open entry, behind a hook that
+    // refuses every path (a broker with an empty policy): `/dev/fdset/N`
+    // opens dup real fds, anything else gets EACCES.
+    let fdsets: Arc<dyn FdSets> = Arc::new(Opener::with_hook(Box::new(DenyAll)));
     let hub = Hub::new(HubParts {
         name: Some("fuzz".into()),
         machine: Some(machine),
-        ..HubParts::default()
+        fdsets: Some(fdsets),
+        chardevs: Some(Chardevs::new()),
     });
     let monitor = Monitor::new();
     let mut batch = FdBatch::default();
