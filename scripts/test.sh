@@ -9,7 +9,11 @@ export OPENHOOK_REQUIRE_QEMU=1
 export OPENHOOK_REQUIRE_KERNEL=1
 cargo fmt --all --check
 cargo clippy --workspace --all-targets -- -D warnings
+# `cargo test` builds a package's binaries only for that package's own
+# integration tests; the suites in tests/ run the broker and emulator
+# binaries of other packages, so build every binary first.
+cargo build --workspace --bins
 cargo test --workspace
-# Fuzzing: every target from its committed corpus, 40 s each (7 targets,
-# about 5 minutes on 2 cores; see docs/fuzzing.md). FUZZ_SECONDS overrides.
-scripts/fuzz.sh "${FUZZ_SECONDS:-40}"
+# Fuzzing: every target from its committed corpus, 60 s each (7 targets,
+# about 7 minutes on 2 cores; see docs/fuzzing.md). FUZZ_SECONDS overrides.
+scripts/fuzz.sh "${FUZZ_SECONDS:-60}"
