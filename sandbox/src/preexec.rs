@@ -442,17 +442,37 @@ fn enter_empty_root(root: &EmptyRoot) -> Result<(), Errno> {
     c::pivot_into(&root.staging)
 }
 
+/// Where the empty root is staged: a directory the tmpfs may cover. It must
+/// not hold anything to be bound in, or the tmpfs would hide the source
+/// (a program built under /tmp).
+const STAGING: [&str; 5] = ["/tmp", "/mnt", "/run", "/media", "/var/tmp"];
+
 fn plan_empty_root(program: &Path) -> Result<EmptyRoot, SandboxError> {
-    let staging = ["/tmp", "/mnt"]
+    let sources: Vec<PathBuf> = landlock::exec_paths(program)
+        .into_iter()
+        .map(|(src, _)| src)
+        .collect();
+    let staging = STAGING
         .into_iter()
         .map(PathBuf::from)
-        .find(|p| p.is_dir())
+        .find(|p| {
+            p.is_dir()
+                && !sources.iter().any(|s| {
+                    s.canonicalize()
+                        .unwrap_or_else(|_| s.clone())
+                        .starts_with(p)
+                })
+        })
         .ok_or_else(|| {
-            SandboxError::PreExec("no /tmp or /mnt to stage the empty root on".into())
+            SandboxError::PreExec(format!(
+                "no directory to stage the empty root on: each of {} is missing or holds {}",
+                STAGING.join(", "),
+                program.display()
+            ))
         })?;
     let mut mkdirs: Vec<PathBuf> = Vec::new();
     let mut binds = Vec::new();
-    for (src, _) in landlock::exec_paths(program) {
+    for src in sources {
         let rel = src.strip_prefix("/").unwrap_or(&src);
         let dst = staging.join(rel);
         let mut parent = dst.parent();
@@ -530,5 +550,16 @@ mod tests {
                 assert!(j < i, "{parent} created after {d}");
             }
         }
+    }
+
+    #[test]
+    fn empty_root_is_not_staged_over_the_program() {
+        let dir = tempfile::tempdir_in("/tmp").expect("tempdir");
+        let prog = dir.path().join("prog");
+        std::fs::copy("/bin/true", &prog).expect("copy");
+        let plan = plan_empty_root(&prog).expect("plan");
+        let staging = PathBuf::from(plan.staging.to_string_lossy().into_owned());
+        assert!(!prog.starts_with(&staging), "staged on {staging:?}");
+        assert!(STAGING.contains(&staging.to_str().expect("utf8")));
     }
 }
