@@ -247,7 +247,10 @@ pub fn read_policy_file(path: &Path) -> Result<String, ReadError> {
     if !meta.is_file() {
         return Err(at_start("policy is not a regular file".into()));
     }
-    let mut bytes = Vec::new();
+    // Sized from the file so a large policy is not read into a buffer
+    // doubled past it.
+    let mut bytes =
+        Vec::with_capacity(usize::try_from(meta.len().min(MAX_POLICY_BYTES) + 1).unwrap_or(0));
     file.take(MAX_POLICY_BYTES + 1)
         .read_to_end(&mut bytes)
         .map_err(|e| at_start(format!("cannot read policy: {e}")))?;

@@ -6,6 +6,7 @@ pub mod decide;
 pub mod flags;
 pub mod model;
 pub mod parse;
+pub mod sections;
 
 use std::path::Path;
 

@@ -93,13 +93,28 @@ struct RawSandbox {
     namespaces: Option<Vec<Namespace>>,
 }
 
-/// Maps byte offsets to `line:col`.
+/// Maps byte offsets to `line:col` (line starts are indexed once: a
+/// 10,000-rule policy asks for a line per rule).
 struct Locator<'a> {
     text: &'a str,
     file: &'a str,
+    /// Byte offset of each line's start (u32: policies are far below 4 GiB).
+    line_starts: Vec<u32>,
 }
 
-impl Locator<'_> {
+impl<'a> Locator<'a> {
+    fn new(text: &'a str, file: &'a str) -> Self {
+        let line_starts = std::iter::once(0)
+            .chain(text.match_indices('\n').map(|(i, _)| i + 1))
+            .map(|i| u32::try_from(i).unwrap_or(u32::MAX))
+            .collect();
+        Locator {
+            text,
+            file,
+            line_starts,
+        }
+    }
+
     fn at(&self, offset: usize, message: impl Into<String>) -> PolicyError {
         let offset = offset.min(self.text.len());
         // Back up to a char boundary so slicing cannot panic.
@@ -107,10 +122,12 @@ impl Locator<'_> {
         while !self.text.is_char_boundary(offset) {
             offset -= 1;
         }
-        let before = &self.text[..offset];
-        let line = before.matches('\n').count() + 1;
-        let line_start = before.rfind('\n').map_or(0, |i| i + 1);
-        let col = before[line_start..].chars().count() + 1;
+        // The last line start at or before `offset` (index 0 is always 0).
+        let line = self
+            .line_starts
+            .partition_point(|&s| usize::try_from(s).is_ok_and(|s| s <= offset));
+        let line_start = usize::try_from(self.line_starts[line - 1]).unwrap_or(0);
+        let col = self.text[line_start..offset].chars().count() + 1;
         PolicyError {
             file: self.file.to_string(),
             line,
@@ -194,15 +211,58 @@ fn errno_value(v: &toml::Value) -> Result<Errno, String> {
 
 /// Parses and validates policy text. `file_name` only labels messages.
 pub fn parse(text: &str, file_name: &str) -> Result<Policy, PolicyError> {
-    let loc = Locator {
-        text,
-        file: file_name,
-    };
-    let raw: RawPolicy = toml::from_str(text).map_err(|e| {
+    parse_batched(text, file_name, SECTIONS_PER_BATCH)
+}
+
+/// Array-table sections per batch when a large policy is parsed in batches
+/// (see `sections`): about 256 KiB of parse tree at a time.
+const SECTIONS_PER_BATCH: usize = 128;
+
+/// [`parse`] with a chosen batch size; `usize::MAX` parses the document
+/// whole. The result must not depend on `per_batch` (the `policy_toml` fuzz
+/// target checks it).
+#[doc(hidden)]
+pub fn parse_batched(text: &str, file_name: &str, per_batch: usize) -> Result<Policy, PolicyError> {
+    let loc = Locator::new(text, file_name);
+    let raw = raw_policy(text, per_batch).map_err(|e| {
         let offset = e.span().map_or(0, |s| s.start);
         loc.at(offset, e.message().trim_end().to_string())
     })?;
+    validate(raw, &loc)
+}
 
+/// The syntax pass: in batches when the document allows it, otherwise (and
+/// for the error of any failing batch) over the whole document.
+fn raw_policy(text: &str, per_batch: usize) -> Result<RawPolicy, toml::de::Error> {
+    let Some(batches) = super::sections::batches(text, per_batch) else {
+        return toml::from_str(text);
+    };
+    let mut buf = Vec::new();
+    let mut all: Option<RawPolicy> = None;
+    for batch in batches {
+        batch.text(text, &mut buf);
+        let Ok(batch_text) = String::from_utf8(std::mem::take(&mut buf)) else {
+            return toml::from_str(text);
+        };
+        let part = toml::from_str::<RawPolicy>(&batch_text);
+        buf = batch_text.into_bytes();
+        let Ok(part) = part else {
+            return toml::from_str(text);
+        };
+        match &mut all {
+            None => all = Some(part),
+            Some(all) => {
+                all.allow.extend(part.allow);
+                all.deny.extend(part.deny);
+                all.listen.extend(part.listen);
+                all.preopen.extend(part.preopen);
+            }
+        }
+    }
+    all.map_or_else(|| toml::from_str(text), Ok)
+}
+
+fn validate(raw: RawPolicy, loc: &Locator<'_>) -> Result<Policy, PolicyError> {
     let Some(version) = raw.version else {
         return Err(loc.at(0, "missing `version = 1`"));
     };
@@ -461,7 +521,7 @@ pub fn parse(text: &str, file_name: &str) -> Result<Policy, PolicyError> {
     };
 
     Ok(Policy {
-        source: file_name.to_string(),
+        source: loc.file.to_string(),
         deny_errno,
         rules,
         roots,
@@ -483,6 +543,70 @@ mod tests {
             format!("p.toml:{}:{}: {}", e.line, e.col, e.message)
         );
         (e.line, e.col, e.message)
+    }
+
+    /// A large policy mixing every section kind, comments, multi-line
+    /// values and a `[sandbox]` table in the middle.
+    fn big_policy(n: usize, broken_at: Option<usize>) -> String {
+        let mut s = String::from("# big\nversion = 1\ndeny_errno = \"ENOENT\"\n\n");
+        for i in 0..n {
+            if i == n / 2 {
+                s.push_str("[sandbox]\nmode = \"off\" # here\n\n");
+            }
+            if Some(i) == broken_at {
+                s.push_str("[[allow]]\npath = \"/srv/broken\"\naccess = \"rwx\"\n");
+                continue;
+            }
+            match i % 5 {
+                0 => s.push_str(&format!(
+                    "[[allow]]\npath = \"/srv/d{i}/\"\naccess = \"rw\"\ncreate = true\ntypes = [\n  \"file\", # f\n  \"dir\",\n]\n\n"
+                )),
+                1 => s.push_str(&format!("  [[deny]] # d\n  path = '/srv/d{}/x'\n", i - 1)),
+                2 => s.push_str(&format!(
+                    "[[allow]]\npath = \"\"\"/srv/f{i}\"\"\"\n# [[allow]] in a comment\n"
+                )),
+                3 => s.push_str(&format!("[[listen]]\npath = \"/run/s{i}\"\nfd = {}\n", 10 + i)),
+                _ => s.push_str(&format!(
+                    "[[preopen]]\npath = \"/srv/p{i}\"\naccess = \"r\"\nfd = {}\n",
+                    10 + i
+                )),
+            }
+        }
+        s
+    }
+
+    /// The policy as text, without the rule index: it is built from the
+    /// rules, and its hash maps print in a random order.
+    fn shown(p: &Result<Policy, PolicyError>) -> String {
+        let s = format!("{p:?}");
+        s.split(", index: RuleIndex")
+            .next()
+            .unwrap_or(&s)
+            .to_string()
+    }
+
+    #[test]
+    fn batched_parsing_gives_the_whole_document_result() {
+        let text = big_policy(1_500, None);
+        let whole = shown(&parse_batched(&text, "p.toml", usize::MAX));
+        assert!(whole.starts_with("Ok("), "{whole}");
+        assert!(super::super::sections::batches(&text, 7).is_some());
+        for per_batch in [1, 7, 512] {
+            let batched = shown(&parse_batched(&text, "p.toml", per_batch));
+            assert!(batched == whole, "per_batch {per_batch} differs");
+        }
+        assert_eq!(shown(&parse(&text, "p.toml")), whole);
+    }
+
+    #[test]
+    fn batched_parsing_reports_the_whole_document_error() {
+        let text = big_policy(1_500, Some(1_201));
+        let whole = parse_batched(&text, "p.toml", usize::MAX).expect_err("refused");
+        assert!(whole.message.contains("rwx"), "{whole}");
+        for per_batch in [1, 7, 512] {
+            let e = parse_batched(&text, "p.toml", per_batch).expect_err("refused");
+            assert_eq!(e, whole);
+        }
     }
 
     fn assert_err(text: &str, line: usize, col: usize, needle: &str) {

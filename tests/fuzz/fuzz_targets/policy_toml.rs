@@ -11,11 +11,14 @@
 //!   declared fds in 3..=65535 and distinct, deny errno in 1..=4095;
 //! - printing the accepted policy back as TOML and parsing that gives the
 //!   same policy (rules, roots, listen, preopen, sandbox, deny errno);
+//! - parsing in batches of one section (`parse_batched(.., 1)`) gives the
+//!   same policy or the same error as parsing the document whole;
 //! - `decide` on every rule path (and one name below it) agrees with the
 //!   naive model of design §5 built from the parsed rules.
 #![no_main]
 
 use libfuzzer_sys::fuzz_target;
+use openhook_broker::policy::parse::parse_batched;
 use openhook_broker::policy::{parse, Access, Policy, RuleKind, SandboxMode};
 use openhook_fuzz::policy_model::{self as model, toml_str};
 
@@ -150,7 +153,17 @@ fuzz_target!(|data: &[u8]| {
     let Ok(text) = std::str::from_utf8(data) else {
         return;
     };
-    let policy = match parse(text, "fuzz.toml") {
+    let whole = parse_batched(text, "fuzz.toml", usize::MAX);
+    // Batched parsing (one section per batch, the most splitting) must not
+    // change the outcome: the same policy or the same error.
+    let batched = parse_batched(text, "fuzz.toml", 1);
+    // (The rule index is built from the rules and prints in hash order.)
+    let shown = |p: &Result<Policy, _>| {
+        let s = format!("{p:?}");
+        s.split(", index: RuleIndex").next().unwrap_or(&s).to_string()
+    };
+    assert_eq!(shown(&whole), shown(&batched), "batched parse differs");
+    let policy = match whole {
         Err(e) => return check_error(text, &e),
         Ok(p) => p,
     };
