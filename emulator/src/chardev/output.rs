@@ -6,8 +6,13 @@
 //! - A socket: a connected one (client mode), or a listening one (server
 //!   mode) served by a small accept thread; the newest client gets the
 //!   output, and while nobody is connected output is dropped, as QEMU's
-//!   socket chardev does. Sends never block the writer (the vCPU): bytes
-//!   a slow client has no room for are dropped.
+//!   socket chardev does. Sends never block the writer (the vCPU): what
+//!   the kernel does not take is held (up to [`MAX_PENDING`] bytes) and
+//!   sent first next time, and while bytes are held
+//!   [`ChardevOutput::ready`] is false, so the UART shows its transmitter
+//!   busy and a guest that polls the line status waits for a slow client
+//!   (QEMU's serial likewise retries a full socket). Only bytes beyond the
+//!   held maximum are dropped.
 #![forbid(unsafe_code)]
 
 use std::io;
@@ -24,6 +29,9 @@ use crate::fds::open::OpenedFile;
 /// Syscalls of a chardev's writer (the vCPU thread running the UART, a
 /// monitor thread): file and socket output, the port's lock.
 pub const SYSCALLS: &[i64] = &[libc::SYS_write, libc::SYS_sendto, libc::SYS_futex];
+
+/// Most bytes a socket chardev holds for a client that is not reading.
+pub const MAX_PENDING: usize = 64 * 1024;
 
 /// Syscalls of a listening chardev's accept thread (started from a
 /// monitor thread by `chardev-add`).
@@ -95,6 +103,16 @@ impl ChardevOutput {
         }
     }
 
+    /// Whether a byte written now would go out at once: false only while a
+    /// socket holds bytes its client has no room for (files and pipes block
+    /// instead; without a client bytes are dropped either way).
+    pub fn ready(&self) -> bool {
+        match self {
+            ChardevOutput::Socket(s) => s.ready(),
+            _ => true,
+        }
+    }
+
     /// The QAPI backend name (`query-chardev`'s `filename` prefix).
     pub fn kind(&self) -> &'static str {
         match self {
@@ -117,7 +135,7 @@ impl ChardevOutput {
 
 /// A socket chardev's connection and (in server mode) its accept thread.
 pub struct SocketOutput {
-    conn: Arc<Mutex<Option<OwnedFd>>>,
+    conn: Arc<Mutex<Option<Conn>>>,
     /// Dropping this write end stops the accept thread.
     stop: Mutex<Option<OwnedFd>>,
     thread: Mutex<Option<JoinHandle<()>>>,
@@ -127,7 +145,7 @@ impl SocketOutput {
     /// Client mode: `fd` is a connected socket.
     pub fn connected(fd: OwnedFd) -> Arc<SocketOutput> {
         Arc::new(SocketOutput {
-            conn: Arc::new(Mutex::new(Some(fd))),
+            conn: Arc::new(Mutex::new(Some(Conn::new(fd)))),
             stop: Mutex::new(None),
             thread: Mutex::new(None),
         })
@@ -138,7 +156,7 @@ impl SocketOutput {
     pub fn listening(listener: OwnedFd, wait: bool) -> io::Result<Arc<SocketOutput>> {
         let conn = Arc::new(Mutex::new(None));
         if wait {
-            *lock(&conn) = Some(accept(&listener)?);
+            *lock(&conn) = Some(Conn::new(accept(&listener)?));
         }
         let (stop_r, stop_w) = rustix::pipe::pipe_with(rustix::pipe::PipeFlags::CLOEXEC)?;
         let c = conn.clone();
@@ -157,23 +175,30 @@ impl SocketOutput {
         lock(&self.conn).is_some()
     }
 
-    fn send(&self, mut buf: &[u8]) {
+    /// Nothing held back, or nobody to send to.
+    fn ready(&self) -> bool {
         let mut conn = lock(&self.conn);
-        let Some(fd) = conn.as_ref() else {
+        match conn.as_mut().map(Conn::flush) {
+            None | Some(Flushed::Done) => true,
+            Some(Flushed::Held) => false,
+            Some(Flushed::Gone) => {
+                *conn = None;
+                true
+            }
+        }
+    }
+
+    fn send(&self, buf: &[u8]) {
+        let mut conn = lock(&self.conn);
+        let Some(c) = conn.as_mut() else {
             return;
         };
-        while !buf.is_empty() {
-            match rustix::net::send(fd, buf, SendFlags::DONTWAIT | SendFlags::NOSIGNAL) {
-                Ok(n) => buf = &buf[n..],
-                Err(Errno::INTR) => {}
-                // No room: drop the rest rather than stall the guest.
-                Err(Errno::AGAIN) => return,
-                Err(_) => {
-                    // The peer went away.
-                    *conn = None;
-                    return;
-                }
-            }
+        // Held bytes go first, so the client sees them in order; past the
+        // maximum new bytes are dropped (as a UART overrun loses them).
+        let room = MAX_PENDING.saturating_sub(c.pending.len());
+        c.pending.extend(&buf[..buf.len().min(room)]);
+        if c.flush() == Flushed::Gone {
+            *conn = None;
         }
     }
 
@@ -201,7 +226,46 @@ fn accept(listener: &OwnedFd) -> io::Result<OwnedFd> {
     }
 }
 
-fn accept_loop(listener: &OwnedFd, stop: &OwnedFd, conn: &Mutex<Option<OwnedFd>>) {
+/// A connected client and the bytes it has not had room for yet.
+struct Conn {
+    fd: OwnedFd,
+    pending: std::collections::VecDeque<u8>,
+}
+
+#[derive(Debug, PartialEq, Eq)]
+enum Flushed {
+    /// Everything is out.
+    Done,
+    /// The client has no room; bytes are held.
+    Held,
+    /// The peer went away.
+    Gone,
+}
+
+impl Conn {
+    fn new(fd: OwnedFd) -> Conn {
+        Conn {
+            fd,
+            pending: std::collections::VecDeque::new(),
+        }
+    }
+
+    /// Sends held bytes without blocking.
+    fn flush(&mut self) -> Flushed {
+        while !self.pending.is_empty() {
+            let (front, _) = self.pending.as_slices();
+            match rustix::net::send(&self.fd, front, SendFlags::DONTWAIT | SendFlags::NOSIGNAL) {
+                Ok(n) => drop(self.pending.drain(..n)),
+                Err(Errno::INTR) => {}
+                Err(Errno::AGAIN) => return Flushed::Held,
+                Err(_) => return Flushed::Gone,
+            }
+        }
+        Flushed::Done
+    }
+}
+
+fn accept_loop(listener: &OwnedFd, stop: &OwnedFd, conn: &Mutex<Option<Conn>>) {
     loop {
         let mut polls = [
             PollFd::new(listener, PollFlags::IN),
@@ -218,7 +282,7 @@ fn accept_loop(listener: &OwnedFd, stop: &OwnedFd, conn: &Mutex<Option<OwnedFd>>
         if !polls[0].revents().is_empty() {
             match accept(listener) {
                 // The newest client gets the output.
-                Ok(c) => *lock(conn) = Some(c),
+                Ok(c) => *lock(conn) = Some(Conn::new(c)),
                 Err(_) => return,
             }
         }

@@ -57,6 +57,13 @@ impl SerialPort {
         *lock(&self.current) = out;
     }
 
+    /// Whether the attached chardev takes a byte now (see
+    /// [`ChardevOutput::ready`]); with none attached bytes are dropped, so
+    /// yes.
+    pub fn ready(&self) -> bool {
+        lock(&self.current).as_ref().is_none_or(|o| o.ready())
+    }
+
     /// Whether a chardev is attached.
     pub fn is_attached(&self) -> bool {
         lock(&self.current).is_some()
@@ -79,6 +86,12 @@ impl Write for SerialWriter {
 
     fn flush(&mut self) -> io::Result<()> {
         Ok(())
+    }
+}
+
+impl crate::devices::serial::SerialOutput for SerialWriter {
+    fn ready(&self) -> bool {
+        self.0.ready()
     }
 }
 

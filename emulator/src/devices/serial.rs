@@ -1,6 +1,9 @@
 //! The 8250 UART at 0x3f8 (vm-superio's `Serial`), adapted to the bus.
 //! Output goes to the configured writer, flushed per byte so nothing is
-//! lost when the emulator exits; the interrupt goes to IRQ 4.
+//! lost when the emulator exits; the interrupt goes to IRQ 4. While the
+//! writer cannot take a byte (a socket client that is not reading), the
+//! line status shows the transmitter busy, so a guest that polls it waits
+//! instead of losing output.
 #![forbid(unsafe_code)]
 
 use std::io::Write;
@@ -11,8 +14,25 @@ use vm_superio::Serial;
 use super::IrqLine;
 use crate::machine::bus::{BusDevice, BusEffect};
 
+/// Where the UART's bytes go.
+pub trait SerialOutput: Write + Send {
+    /// Whether a byte written now would be taken. While false the UART's
+    /// LSR has THRE and TEMT clear.
+    fn ready(&self) -> bool {
+        true
+    }
+}
+
+impl SerialOutput for std::io::Sink {}
+
+/// Line status register offset and its "transmitter holding register
+/// empty" and "transmitter empty" bits.
+const LSR: u8 = 5;
+const LSR_THRE: u8 = 0x20;
+const LSR_TEMT: u8 = 0x40;
+
 /// Writes through and flushes at once (the UART emits single bytes).
-pub struct FlushingWriter(Box<dyn Write + Send>);
+pub struct FlushingWriter(Box<dyn SerialOutput>);
 
 impl Write for FlushingWriter {
     fn write(&mut self, buf: &[u8]) -> std::io::Result<usize> {
@@ -31,7 +51,18 @@ pub struct SerialDevice {
 }
 
 impl SerialDevice {
-    pub fn new(out: Box<dyn Write + Send>, irq: IrqLine) -> Self {
+    fn read_register(&mut self, offset: u8) -> u8 {
+        let v = self.uart.read(offset);
+        if offset == LSR && !self.uart.writer().0.ready() {
+            v & !(LSR_THRE | LSR_TEMT)
+        } else {
+            v
+        }
+    }
+}
+
+impl SerialDevice {
+    pub fn new(out: Box<dyn SerialOutput>, irq: IrqLine) -> Self {
         SerialDevice {
             uart: Serial::new(irq, FlushingWriter(out)),
         }
@@ -52,7 +83,7 @@ impl BusDevice for SerialDevice {
                 .checked_add(i as u64)
                 .and_then(|o| u8::try_from(o).ok())
             {
-                Some(o) if o < 8 => self.uart.read(o),
+                Some(o) if o < 8 => self.read_register(o),
                 _ => 0xff,
             };
         }
@@ -81,7 +112,12 @@ mod tests {
     use std::sync::{Arc, Mutex};
 
     #[derive(Clone, Default)]
-    struct Sink(Arc<Mutex<Vec<u8>>>);
+    struct Sink(Arc<Mutex<Vec<u8>>>, Arc<std::sync::atomic::AtomicBool>);
+    impl SerialOutput for Sink {
+        fn ready(&self) -> bool {
+            !self.1.load(std::sync::atomic::Ordering::Relaxed)
+        }
+    }
     impl Write for Sink {
         fn write(&mut self, buf: &[u8]) -> std::io::Result<usize> {
             self.0.lock().unwrap().extend_from_slice(buf);
@@ -90,6 +126,22 @@ mod tests {
         fn flush(&mut self) -> std::io::Result<()> {
             Ok(())
         }
+    }
+
+    #[test]
+    fn a_full_output_shows_the_transmitter_busy() {
+        let sink = Sink::default();
+        let mut s = SerialDevice::new(Box::new(sink.clone()), IrqLine::none());
+        let lsr = |s: &mut SerialDevice| {
+            let mut b = [0u8];
+            s.read(u64::from(LSR), &mut b);
+            b[0]
+        };
+        assert_eq!(lsr(&mut s) & (LSR_THRE | LSR_TEMT), LSR_THRE | LSR_TEMT);
+        sink.1.store(true, std::sync::atomic::Ordering::Relaxed);
+        assert_eq!(lsr(&mut s) & (LSR_THRE | LSR_TEMT), 0);
+        sink.1.store(false, std::sync::atomic::Ordering::Relaxed);
+        assert_eq!(lsr(&mut s) & (LSR_THRE | LSR_TEMT), LSR_THRE | LSR_TEMT);
     }
 
     #[test]

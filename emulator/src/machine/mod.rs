@@ -24,7 +24,6 @@ pub mod syscalls;
 pub mod vcpu;
 
 use std::fs::File;
-use std::io::Write;
 use std::os::fd::OwnedFd;
 use std::sync::Arc;
 
@@ -53,7 +52,7 @@ pub struct MachineFiles {
     /// read-only.
     pub drives: Vec<File>,
     /// Where the UART's output goes (`std::io::sink()` for `-serial none`).
-    pub serial: Box<dyn Write + Send>,
+    pub serial: Box<dyn crate::devices::serial::SerialOutput>,
 }
 
 #[derive(Debug, thiserror::Error)]

@@ -175,6 +175,9 @@ fn chardev_output(
         }
         ChardevBackend::Socket(s) => match socket_end(c, s, opener, inherited)? {
             SocketEnd::Listening(l) => {
+                if s.wait {
+                    say_waiting(&c.id);
+                }
                 ChardevOutput::Socket(SocketOutput::listening(l, s.wait).map_err(|source| {
                     StartupError::Accept {
                         id: c.id.clone(),
@@ -185,6 +188,12 @@ fn chardev_output(
             SocketEnd::Connected(fd) => ChardevOutput::Socket(SocketOutput::connected(fd)),
         },
     })
+}
+
+/// Start-up blocks on a `wait=on` server until its first client: say so,
+/// as QEMU does, so a launcher knows when to connect.
+fn say_waiting(id: &str) {
+    eprintln!("openhook-emulator: -chardev id={id}: waiting for a connection (wait=on)");
 }
 
 fn monitor_transport(
@@ -198,10 +207,7 @@ fn monitor_transport(
         ChardevBackend::Socket(s) => match socket_end(c, s, opener, inherited)? {
             SocketEnd::Connected(fd) => Ok(Transport::Connected(fd)),
             SocketEnd::Listening(listener) if s.wait => {
-                eprintln!(
-                    "openhook-emulator: -chardev id={}: waiting for a connection (wait=on)",
-                    c.id
-                );
+                say_waiting(&c.id);
                 let first =
                     server::accept_first(&listener).map_err(|source| StartupError::Accept {
                         id: c.id.clone(),

@@ -5,7 +5,6 @@
 #![forbid(unsafe_code)]
 
 use std::fs::File;
-use std::io::Write;
 use std::path::Path;
 
 use crate::config::MachineConfig;
@@ -55,7 +54,7 @@ fn obtain(
 pub fn open_machine_files(
     opener: &Opener,
     cfg: &MachineConfig,
-    serial: Box<dyn Write + Send>,
+    serial: Box<dyn crate::devices::serial::SerialOutput>,
 ) -> Result<(MachineFiles, KeepOpen), FilesError> {
     let mut keep = Vec::new();
     let kvm = obtain(

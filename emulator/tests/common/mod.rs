@@ -42,6 +42,8 @@ impl Write for Capture {
     }
 }
 
+impl openhook_emulator::devices::serial::SerialOutput for Capture {}
+
 impl Capture {
     pub fn text(&self) -> String {
         String::from_utf8_lossy(&self.0.lock().unwrap()).into_owned()
