@@ -46,6 +46,30 @@ impl Drop for Reaper {
 
 /// Reads QMP lines (JSON objects) until `want` holds for one; returns all
 /// of them, that one last. EOF first fails the test with what was seen.
+/// Spawns `cmd` with stderr piped and reads its stderr up to a line that
+/// contains `needle` (a launcher's "Listening on", the emulator's "waiting
+/// for a connection"). Returns the child, killed and reaped on drop, and
+/// the rest of its stderr.
+pub fn spawn_until_stderr(
+    cmd: &mut std::process::Command,
+    needle: &str,
+) -> (Reaper, std::io::BufReader<std::process::ChildStderr>) {
+    use std::io::BufRead;
+    let child = cmd
+        .stderr(std::process::Stdio::piped())
+        .spawn()
+        .expect("spawn");
+    let mut child = Reaper(child);
+    let mut err = std::io::BufReader::new(child.0.stderr.take().expect("stderr"));
+    let mut line = String::new();
+    while !line.contains(needle) {
+        line.clear();
+        let n = err.read_line(&mut line).expect("read stderr");
+        assert!(n > 0, "stderr ended before {needle:?}");
+    }
+    (child, err)
+}
+
 pub fn read_until(
     r: &mut impl std::io::BufRead,
     want: impl Fn(&serde_json::Value) -> bool,

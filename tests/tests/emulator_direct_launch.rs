@@ -8,7 +8,7 @@
 //! which makes them fail instead.
 #![allow(clippy::disallowed_methods)]
 
-use std::io::{BufRead, BufReader, Read, Write};
+use std::io::{BufReader, Read, Write};
 use std::os::unix::net::UnixStream;
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Stdio};
@@ -16,7 +16,7 @@ use std::time::{Duration, Instant};
 
 use openhook_tests::bin;
 use openhook_tests::fw::{self, FwMachine};
-use openhook_tests::{kvm_or_skip, read_until, Reaper};
+use openhook_tests::{kvm_or_skip, read_until, spawn_until_stderr, Reaper};
 use serde_json::json;
 
 fn canonical(name: &str) -> PathBuf {
@@ -335,30 +335,23 @@ fn systemd_socket_activate_sandboxed_hands_activation_on() {
     let sock = dir.path().join("activated.sock");
     // The chardev names no fd: it gets the activated listener by name,
     // which only works if LISTEN_PID named the confined emulator.
-    let child = Command::new("systemd-socket-activate")
-        .arg("-l")
-        .arg(&sock)
-        .arg("--fdname=mon")
-        .arg(bin("openhook-emulator"))
-        .args(paused_machine_args())
-        .args([
-            "-chardev",
-            "socket,id=mon,server=on,wait=off",
-            "-mon",
-            "chardev=mon,mode=control",
-        ])
-        .stdin(Stdio::null())
-        .stderr(Stdio::piped())
-        .spawn()
-        .unwrap();
-    let pid = child.id();
-    let mut child = Reaper(child);
-    let mut err = BufReader::new(child.0.stderr.take().unwrap());
-    let mut line = String::new();
-    while !line.contains("Listening on") {
-        line.clear();
-        assert!(err.read_line(&mut line).unwrap() > 0, "no 'Listening on'");
-    }
+    let (mut child, mut err) = spawn_until_stderr(
+        Command::new("systemd-socket-activate")
+            .arg("-l")
+            .arg(&sock)
+            .arg("--fdname=mon")
+            .arg(bin("openhook-emulator"))
+            .args(paused_machine_args())
+            .args([
+                "-chardev",
+                "socket,id=mon,server=on,wait=off",
+                "-mon",
+                "chardev=mon,mode=control",
+            ])
+            .stdin(Stdio::null()),
+        "Listening on",
+    );
+    let pid = child.0.id();
     // systemd-socket-activate execs the program on the first connection.
     let s = std::thread::spawn({
         let sock = sock.clone();
@@ -380,28 +373,21 @@ fn systemd_socket_activate_fd_3_sandboxed() {
     }
     let dir = tempfile::tempdir().unwrap();
     let sock = dir.path().join("activated.sock");
-    let child = Command::new("systemd-socket-activate")
-        .arg("-l")
-        .arg(&sock)
-        .arg(bin("openhook-emulator"))
-        .args(paused_machine_args())
-        .args([
-            "-chardev",
-            "socket,fd=3,server=on,wait=off,id=mon",
-            "-mon",
-            "chardev=mon,mode=control",
-        ])
-        .stdin(Stdio::null())
-        .stderr(Stdio::piped())
-        .spawn()
-        .unwrap();
-    let mut child = Reaper(child);
-    let mut err = BufReader::new(child.0.stderr.take().unwrap());
-    let mut line = String::new();
-    while !line.contains("Listening on") {
-        line.clear();
-        assert!(err.read_line(&mut line).unwrap() > 0, "no 'Listening on'");
-    }
+    let (mut child, mut err) = spawn_until_stderr(
+        Command::new("systemd-socket-activate")
+            .arg("-l")
+            .arg(&sock)
+            .arg(bin("openhook-emulator"))
+            .args(paused_machine_args())
+            .args([
+                "-chardev",
+                "socket,fd=3,server=on,wait=off,id=mon",
+                "-mon",
+                "chardev=mon,mode=control",
+            ])
+            .stdin(Stdio::null()),
+        "Listening on",
+    );
     qmp_session(&sock);
     let status = child.0.wait().unwrap();
     let mut rest = String::new();

@@ -7,14 +7,14 @@
 //! `OPENHOOK_REQUIRE_KVM=1`, which makes them fail instead.
 #![allow(clippy::disallowed_methods)]
 
-use std::io::{BufRead, BufReader, Read, Write};
+use std::io::{BufReader, Read, Write};
 use std::os::unix::net::UnixStream;
 use std::path::{Path, PathBuf};
 use std::process::{Command, Stdio};
 use std::time::Duration;
 
 use openhook_tests::{bin, fw};
-use openhook_tests::{kvm_or_skip, read_until, Reaper};
+use openhook_tests::{kvm_or_skip, read_until, spawn_until_stderr, Reaper};
 use serde_json::{json, Value};
 
 /// The firmware machine without isa-debug-exit: the guest prints its
@@ -249,24 +249,17 @@ fn systemd_socket_activate_serves_qmp_on_the_activated_socket() {
         ]
         .map(String::from),
     );
-    let child = Command::new("systemd-socket-activate")
-        .arg("-l")
-        .arg(&sock)
-        .arg(bin("openhook-emulator"))
-        .args(&args)
-        .stdin(Stdio::null())
-        .stderr(Stdio::piped())
-        .spawn()
-        .unwrap();
-    let mut child = Reaper(child);
     // systemd-socket-activate binds, then prints "Listening on ..." and
     // waits for a connection before it execs the program.
-    let mut err = BufReader::new(child.0.stderr.take().unwrap());
-    let mut line = String::new();
-    while !line.contains("Listening on") {
-        line.clear();
-        assert!(err.read_line(&mut line).unwrap() > 0, "no 'Listening on'");
-    }
+    let (mut child, mut err) = spawn_until_stderr(
+        Command::new("systemd-socket-activate")
+            .arg("-l")
+            .arg(&sock)
+            .arg(bin("openhook-emulator"))
+            .args(&args)
+            .stdin(Stdio::null()),
+        "Listening on",
+    );
     let mut s = UnixStream::connect(&sock).unwrap();
     s.set_read_timeout(Some(Duration::from_secs(60))).unwrap();
     let mut r = BufReader::new(s.try_clone().unwrap());
@@ -334,21 +327,14 @@ fn qmp_unix_path_with_wait_blocks_start_up_and_survives_bad_clients() {
         "-qmp".to_string(),
         format!("unix:{},server=on,wait=on", sock.display()),
     ]);
-    let child = Command::new(bin("openhook-emulator"))
-        .args(&args)
-        .stdin(Stdio::null())
-        .stderr(Stdio::piped())
-        .spawn()
-        .unwrap();
-    let mut child = Reaper(child);
     // wait=on: the emulator binds P itself (sandbox off, no hook), says it
     // waits, and goes on only once this first client has connected.
-    let mut err = BufReader::new(child.0.stderr.take().unwrap());
-    let mut line = String::new();
-    while !line.contains("waiting for a connection") {
-        line.clear();
-        assert!(err.read_line(&mut line).unwrap() > 0, "no wait message");
-    }
+    let (mut child, mut err) = spawn_until_stderr(
+        Command::new(bin("openhook-emulator"))
+            .args(&args)
+            .stdin(Stdio::null()),
+        "waiting for a connection",
+    );
     std::thread::spawn(move || std::io::copy(&mut err, &mut std::io::sink()));
     let mut c = openhook_wire::qmp::QmpClient::connect(&sock).unwrap();
     c.set_timeout(Some(Duration::from_secs(60))).unwrap();
@@ -431,19 +417,12 @@ fn slow_serial_client(sandbox: &str) {
         "-device".into(),
         "isa-debug-exit,iobase=0xf4,iosize=4".into(),
     ]);
-    let child = Command::new(bin("openhook-emulator"))
-        .args(&args)
-        .stdin(Stdio::null())
-        .stderr(Stdio::piped())
-        .spawn()
-        .unwrap();
-    let mut child = Reaper(child);
-    let mut err = BufReader::new(child.0.stderr.take().unwrap());
-    let mut line = String::new();
-    while !line.contains("waiting for a connection") {
-        line.clear();
-        assert!(err.read_line(&mut line).unwrap() > 0, "no wait message");
-    }
+    let (mut child, mut err) = spawn_until_stderr(
+        Command::new(bin("openhook-emulator"))
+            .args(&args)
+            .stdin(Stdio::null()),
+        "waiting for a connection",
+    );
     let errors = std::thread::spawn(move || {
         let mut rest = String::new();
         let _ = err.read_to_string(&mut rest);
