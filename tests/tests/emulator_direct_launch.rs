@@ -394,3 +394,105 @@ fn systemd_socket_activate_fd_3_sandboxed() {
     let _ = err.read_to_string(&mut rest);
     assert_eq!(status.code(), Some(0), "{rest}");
 }
+
+/// Launcher for the AF_VSOCK activation test: activates a unix listener
+/// (fd 3, "mon") and an AF_VSOCK listener (fd 4, "vmon"), execs the
+/// emulator (same pid, as systemd would), then talks QMP on the unix one
+/// and inspects the confined emulator's fd 4 with pidfd_getfd.
+const VSOCK_LAUNCHER: &str = r#"
+import ctypes, json, os, socket, sys, time
+unix_path, emulator, args = sys.argv[1], sys.argv[2], sys.argv[3:]
+u = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
+u.bind(unix_path); u.listen()
+v = socket.socket(socket.AF_VSOCK, socket.SOCK_STREAM)
+v.bind((socket.VMADDR_CID_ANY, socket.VMADDR_PORT_ANY)); v.listen()
+port = v.getsockname()[1]
+pid = os.fork()
+if pid == 0:
+    # Via fresh numbers: dup2 onto the fd's own number would keep
+    # close-on-exec, and the two must not clobber each other.
+    a, b = os.dup(u.fileno()), os.dup(v.fileno())
+    os.dup2(a, 3); os.dup2(b, 4)
+    os.environ.update(LISTEN_PID=str(os.getpid()), LISTEN_FDS="2", LISTEN_FDNAMES="mon:vmon")
+    os.execv(emulator, [emulator] + args)
+u.close(); v.close()
+c = socket.socket(socket.AF_UNIX); c.connect(unix_path)
+f = c.makefile("rwb")
+def msg():
+    while True:
+        m = json.loads(f.readline())
+        if "event" not in m:
+            return m
+greeting = msg()
+for cmd in ("qmp_capabilities", "query-chardev"):
+    f.write(json.dumps({"execute": cmd}).encode() + b"\n"); f.flush()
+    reply = msg()
+chardevs = reply["return"]
+# The broker re-executed in our child's pid; the confined emulator is its child.
+kids = open(f"/proc/{pid}/task/{pid}/children").read().split()
+libc = ctypes.CDLL(None, use_errno=True)
+found = []
+for kid in kids:
+    pidfd = os.pidfd_open(int(kid))
+    fd = libc.syscall(438, pidfd, 4, 0)  # pidfd_getfd
+    if fd >= 0:
+        s = socket.socket(fileno=fd)
+        found.append({"domain": s.getsockopt(socket.SOL_SOCKET, 39),  # SO_DOMAIN
+                      "listening": s.getsockopt(socket.SOL_SOCKET, 30),  # SO_ACCEPTCONN
+                      "port": s.getsockname()[1]})
+        s.close()
+    os.close(pidfd)
+f.write(b'{"execute": "quit"}\n'); f.flush()
+_, status = os.waitpid(pid, 0)
+print(json.dumps({"chardevs": chardevs, "emulator_fd4": found, "port": port,
+                  "vsock": socket.AF_VSOCK, "exit": os.waitstatus_to_exitcode(status)}))
+"#;
+
+/// An AF_VSOCK listener from socket activation reaches the confined
+/// emulator (broker re-exec, activation handed on) and becomes a QMP
+/// monitor. No client connects over vsock: this host has only the virtio
+/// guest transport, no `vsock_loopback`, so nothing local can reach a
+/// vsock listener; the test shows the listener is accepted, passed at its
+/// number and kept listening, and that the unix monitor beside it works.
+#[test]
+fn vsock_listener_from_socket_activation_reaches_the_confined_emulator() {
+    if !kvm_or_skip("vsock_listener_from_socket_activation_reaches_the_confined_emulator") {
+        return;
+    }
+    let dir = tempfile::tempdir().unwrap();
+    let sock = dir.path().join("mon.sock");
+    let out = Command::new("python3")
+        .args(["-c", VSOCK_LAUNCHER])
+        .arg(&sock)
+        .arg(bin("openhook-emulator"))
+        .args(paused_machine_args())
+        .args([
+            "-chardev",
+            "socket,id=mon,server=on,wait=off",
+            "-mon",
+            "chardev=mon,mode=control",
+            "-chardev",
+            "socket,id=vmon,server=on,wait=off",
+            "-mon",
+            "chardev=vmon,mode=control",
+        ])
+        .stdin(Stdio::null())
+        .output()
+        .unwrap();
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(out.status.success(), "launcher: {stderr}");
+    let got: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
+    let labels: Vec<&str> = got["chardevs"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|c| c["label"].as_str().unwrap())
+        .collect();
+    assert!(labels.contains(&"vmon") && labels.contains(&"mon"), "{got}");
+    assert_eq!(
+        got["emulator_fd4"],
+        json!([{"domain": got["vsock"], "listening": 1, "port": got["port"]}]),
+        "the confined emulator holds the vsock listener at fd 4: {stderr}"
+    );
+    assert_eq!(got["exit"], json!(0), "{stderr}");
+}
