@@ -229,10 +229,25 @@ pub fn act(action: &str, arg: &str, p: &Prepared) -> R {
                 iov_base: src.as_ptr() as *mut libc::c_void,
                 iov_len: 16,
             };
-            let pid = std::process::id();
+            let pid = libc::c_long::from(std::process::id());
+            // Every argument is passed as a full 64-bit word: the sixth
+            // (`flags`) goes on the stack, where an `i32` literal leaves the
+            // upper half of its slot undefined and the kernel then refuses
+            // the call with EINVAL.
+            let one: libc::c_ulong = 1;
+            let flags: libc::c_ulong = 0;
             // SAFETY: both iovecs describe live 16-byte buffers of this process.
-            let r =
-                unsafe { libc::syscall(libc::SYS_process_vm_readv, pid, &local, 1, &remote, 1, 0) };
+            let r = unsafe {
+                libc::syscall(
+                    libc::SYS_process_vm_readv,
+                    pid,
+                    &local as *const libc::iovec,
+                    one,
+                    &remote as *const libc::iovec,
+                    one,
+                    flags,
+                )
+            };
             ret(r)?;
             if dst == src {
                 Ok(())
