@@ -6,6 +6,7 @@
 
 pub mod io;
 pub mod request;
+pub mod vectored;
 
 use std::fs::File;
 
@@ -33,6 +34,8 @@ pub const SYSCALLS: &[i64] = &[
     libc::SYS_write,
     libc::SYS_pread64,
     libc::SYS_pwrite64,
+    libc::SYS_preadv,
+    libc::SYS_pwritev,
     libc::SYS_fdatasync,
 ];
 
