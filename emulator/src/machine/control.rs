@@ -155,11 +155,24 @@ struct State {
     reset_generation: u64,
     guest_reset_pending: bool,
     exit: Option<ExitReason>,
+    /// vCPU threads that have returned (counted by [`VcpuThreadDone`]).
+    threads_done: usize,
 }
 
 /// Work the machine must do to reset (devices, irqchip), supplied by the
 /// builder; called with every vCPU parked.
 pub(crate) type ResetHook = Box<dyn Fn() + Send + Sync>;
+
+/// Held by a vCPU thread for its whole life; counts the thread as ended
+/// and wakes [`Shared::join_all`] when dropped, also on a panic.
+pub(crate) struct VcpuThreadDone(pub(crate) Arc<Shared>);
+
+impl Drop for VcpuThreadDone {
+    fn drop(&mut self) {
+        guard(&self.0.state).threads_done += 1;
+        self.0.changed.notify_all();
+    }
+}
 
 pub(crate) struct Shared {
     state: Mutex<State>,
@@ -198,6 +211,7 @@ impl Shared {
                 reset_generation: 0,
                 guest_reset_pending: false,
                 exit: None,
+                threads_done: 0,
             }),
             changed: Condvar::new(),
             subscribers: Mutex::new(Vec::new()),
@@ -211,6 +225,13 @@ impl Shared {
 
     pub(crate) fn add_thread(&self, t: JoinHandle<()>) {
         guard(&self.threads).push(t);
+    }
+
+    /// The machine has ended and will send no more events: drop every
+    /// subscription, so a subscriber reads what was sent and then sees the
+    /// channel closed instead of waiting.
+    pub(crate) fn close_events(&self) {
+        guard(&self.subscribers).clear();
     }
 
     fn emit(&self, ev: MachineEvent) {
@@ -304,15 +325,19 @@ impl Shared {
     }
 
     /// After an exit: kick until every vCPU thread has ended, then join.
+    /// Each thread says when it ends ([`VcpuThreadDone`]), so the wait
+    /// ends then and not at the next kick interval.
     pub(crate) fn join_all(&self) {
+        let spawned = guard(&self.threads).len();
         loop {
-            let all_done = guard(&self.threads).iter().all(|t| t.is_finished());
-            if all_done {
+            if guard(&self.state).threads_done >= spawned {
                 break;
             }
             self.kick();
             let s = guard(&self.state);
-            let _ = self.changed.wait_timeout(s, KICK_INTERVAL);
+            if s.threads_done < spawned {
+                let _ = self.changed.wait_timeout(s, KICK_INTERVAL);
+            }
         }
         for t in guard(&self.threads).drain(..) {
             let _ = t.join();
@@ -449,7 +474,14 @@ impl MachineControl {
         self.shared.request_exit(ExitReason::Quit(cause));
     }
 
-    /// A stream of events from now on. Dropping the receiver unsubscribes.
+    /// Ends every event subscription (see [`subscribe`](Self::subscribe)):
+    /// call once the machine has ended.
+    pub fn close_events(&self) {
+        self.shared.close_events();
+    }
+
+    /// A stream of events from now on, until [`close_events`]
+    /// (Self::close_events). Dropping the receiver unsubscribes.
     pub fn subscribe(&self) -> Receiver<MachineEvent> {
         let (tx, rx) = channel();
         guard(&self.shared.subscribers).push(tx);

@@ -162,6 +162,7 @@ impl Machine {
             let spawned = std::thread::Builder::new()
                 .name("vcpu".into())
                 .spawn(move || {
+                    let _done = control::VcpuThreadDone(shared.clone());
                     if let Some(init) = init {
                         if let Err(e) = init() {
                             shared.request_exit(ExitReason::HostError(format!(

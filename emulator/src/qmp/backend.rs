@@ -13,11 +13,8 @@
 use std::io;
 use std::os::fd::OwnedFd;
 use std::path::Path;
-use std::sync::atomic::{AtomicBool, Ordering};
-use std::sync::mpsc::RecvTimeoutError;
 use std::sync::Arc;
 use std::thread::JoinHandle;
-use std::time::Duration;
 
 use serde_json::{json, Value};
 
@@ -152,41 +149,37 @@ pub fn qmp_event(e: &MachineEvent) -> (&'static str, Option<Value>) {
 
 /// The thread forwarding machine events into the hub.
 pub struct EventForwarder {
-    stop: Arc<AtomicBool>,
+    control: MachineControl,
     thread: JoinHandle<()>,
 }
 
-/// How often the forwarder looks at its stop flag when idle.
-const FORWARD_POLL: Duration = Duration::from_millis(100);
-
 impl EventForwarder {
-    /// Stops after forwarding every event the machine has sent so far
-    /// (the machine sends them before it ends, e.g. SHUTDOWN on `quit`).
+    /// Once the machine has ended: forwards every event it sent (e.g.
+    /// SHUTDOWN on `quit`), then stops. Closing the machine's event stream
+    /// wakes the thread at once; it used to poll a stop flag every 100 ms,
+    /// which held every exit up by 50 ms on average.
     pub fn finish(self) {
-        self.stop.store(true, Ordering::SeqCst);
+        self.control.close_events();
         let _ = self.thread.join();
     }
 }
 
 /// Starts a thread that forwards every machine event into the hub until
-/// [`EventForwarder::finish`] or the machine's event channel closes.
+/// the machine's event stream is closed ([`EventForwarder::finish`]).
 pub fn forward_events(control: &MachineControl, hub: Arc<Hub>) -> io::Result<EventForwarder> {
     let rx = control.subscribe();
-    let stop = Arc::new(AtomicBool::new(false));
-    let flag = stop.clone();
     let thread = std::thread::Builder::new()
         .name("qmp-events".into())
-        .spawn(move || loop {
-            match rx.recv_timeout(FORWARD_POLL) {
-                Ok(e) => {
-                    let (name, data) = qmp_event(&e);
-                    hub.emit(name, data);
-                }
-                Err(RecvTimeoutError::Timeout) if !flag.load(Ordering::SeqCst) => {}
-                Err(_) => return,
+        .spawn(move || {
+            while let Ok(e) = rx.recv() {
+                let (name, data) = qmp_event(&e);
+                hub.emit(name, data);
             }
         })?;
-    Ok(EventForwarder { stop, thread })
+    Ok(EventForwarder {
+        control: control.clone(),
+        thread,
+    })
 }
 
 #[cfg(test)]
