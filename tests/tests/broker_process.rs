@@ -4,7 +4,7 @@
 #![allow(clippy::disallowed_methods)]
 
 use std::path::Path;
-use std::process::Command;
+use std::process::{Command, Stdio};
 use std::time::Duration;
 
 use openhook_tests::bin;
@@ -36,23 +36,43 @@ fn killed_child_gives_128_plus_signal() {
 fn sigterm_and_sigint_are_forwarded() {
     let s = Setup::new("");
     for (sig, name) in [(libc::SIGTERM, "TERM"), (libc::SIGINT, "INT")] {
-        let mut child = s
-            .broker(sh(), &["-c", "echo ready; read x"])
-            .spawn()
+        // Also with the signals ignored when the broker starts, as a
+        // background job of a non-interactive shell inherits SIGINT: the
+        // child inherited the SIG_IGN, ignored what the broker forwarded,
+        // and both kept running (the first CI run of a fresh clone hung
+        // here, started in the background).
+        for ignored in [false, true] {
+            let c = s.broker(sh(), &["-c", "echo ready; read x"]);
+            let prelude = if ignored { "trap '' TERM INT; " } else { "" };
+            let mut wrapped = Command::new(sh());
+            wrapped
+                .arg("-c")
+                .arg(format!("{prelude}exec \"$0\" \"$@\""))
+                .arg(c.get_program())
+                .args(c.get_args())
+                .stdin(Stdio::piped())
+                .stdout(Stdio::piped())
+                .stderr(Stdio::piped());
+            let mut child = wrapped.spawn().unwrap();
+            let mut conv = Conversation::new(&mut child);
+            assert_eq!(conv.line(), "ready");
+            // The broker blocks the signals before it spawns the child, so
+            // by now it will take them. Send to the broker only.
+            let broker =
+                rustix::process::Pid::from_raw(i32::try_from(child.id()).unwrap()).unwrap();
+            rustix::process::kill_process(
+                broker,
+                rustix::process::Signal::from_named_raw(sig).unwrap(),
+            )
             .unwrap();
-        let mut conv = Conversation::new(&mut child);
-        assert_eq!(conv.line(), "ready");
-        // The broker blocks the signals before it spawns the child, so by
-        // now it will take them. Send to the broker only.
-        let broker = rustix::process::Pid::from_raw(i32::try_from(child.id()).unwrap()).unwrap();
-        rustix::process::kill_process(
-            broker,
-            rustix::process::Signal::from_named_raw(sig).unwrap(),
-        )
-        .unwrap();
-        // Without forwarding, sh would wait on and the hang guard fire.
-        let status = wait_or_kill(&mut child, Duration::from_secs(60));
-        assert_eq!(status.code(), Some(128 + sig), "SIG{name}");
+            // Without forwarding, sh would wait on and the hang guard fire.
+            let status = wait_or_kill(&mut child, Duration::from_secs(20));
+            assert_eq!(
+                status.code(),
+                Some(128 + sig),
+                "SIG{name}, inherited ignored: {ignored}"
+            );
+        }
     }
 }
 

@@ -456,3 +456,68 @@ fn slow_serial_client(sandbox: &str) {
         "sandbox {sandbox}"
     );
 }
+
+/// SIGTERM, SIGINT and SIGHUP end the emulator cleanly (QEMU: "terminating
+/// on signal N", exit 0) — also when it was started with them ignored, as a
+/// background job of a non-interactive shell inherits SIGINT (and `nohup`,
+/// SIGHUP). This holds because they are blocked before any thread exists:
+/// Linux queues a blocked signal even when its disposition is SIG_IGN, so
+/// `sigwait` takes it; unblocked and ignored, it would be discarded.
+#[test]
+fn termination_signals_end_the_emulator_even_when_inherited_ignored() {
+    if !kvm_or_skip("termination_signals_end_the_emulator_even_when_inherited_ignored") {
+        return;
+    }
+    let dir = tempfile::tempdir().unwrap();
+    let mut args = machine_args(dir.path());
+    args.extend(["-S", "-qmp", "stdio"].map(String::from));
+    for (sig, signal) in [
+        (libc::SIGTERM, rustix::process::Signal::TERM),
+        (libc::SIGINT, rustix::process::Signal::INT),
+        (libc::SIGHUP, rustix::process::Signal::HUP),
+    ] {
+        for ignored in [false, true] {
+            // `trap '' ...` sets SIG_IGN, which exec keeps.
+            let prelude = if ignored {
+                "trap '' TERM INT HUP; "
+            } else {
+                ""
+            };
+            let child = Command::new("sh")
+                .arg("-c")
+                .arg(format!("{prelude}exec \"$0\" \"$@\""))
+                .arg(bin("openhook-emulator"))
+                .args(&args)
+                .stdin(Stdio::piped())
+                .stdout(Stdio::piped())
+                .stderr(Stdio::piped())
+                .spawn()
+                .unwrap();
+            let mut child = Reaper(child);
+            let _input = child.0.stdin.take().unwrap();
+            let mut out = BufReader::new(child.0.stdout.take().unwrap());
+            read_until(&mut out, |v| v.get("QMP").is_some());
+            let pid = rustix::process::Pid::from_raw(i32::try_from(child.0.id()).unwrap()).unwrap();
+            rustix::process::kill_process(pid, signal).unwrap();
+            let status =
+                openhook_tests::broker::wait_or_kill(&mut child.0, Duration::from_secs(20));
+            let mut err = String::new();
+            child
+                .0
+                .stderr
+                .take()
+                .unwrap()
+                .read_to_string(&mut err)
+                .unwrap();
+            assert_eq!(
+                status.code(),
+                Some(0),
+                "signal {sig}, ignored {ignored}: {err}"
+            );
+            assert!(
+                err.contains(&format!("terminating on signal {sig}")),
+                "signal {sig}, ignored {ignored}: {err}"
+            );
+        }
+    }
+}

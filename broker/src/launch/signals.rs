@@ -32,12 +32,19 @@ impl ChildExit {
     }
 }
 
-/// Block the signals [`supervise`] takes, and make sure SIGCHLD is not
-/// ignored (an inherited SIG_IGN would let the kernel reap the child).
-/// Call before spawning the child or any thread.
+/// Block the signals [`supervise`] takes and give them their default
+/// disposition. The child inherits dispositions across fork and exec: a
+/// broker started as a background job of a non-interactive shell has
+/// SIGINT ignored, and its child then ignored the SIGINT (or SIGTERM) the
+/// broker forwarded and ran on. An ignored SIGCHLD would let the kernel
+/// reap the child. QEMU, likewise, takes SIGINT/SIGTERM whatever it
+/// inherited. Call before spawning the child or any thread.
 pub fn prepare() -> io::Result<()> {
-    sys::default_disposition(libc::SIGCHLD)?;
-    sys::block_signals(&TAKEN)
+    sys::block_signals(&TAKEN)?;
+    for sig in TAKEN {
+        sys::default_disposition(sig)?;
+    }
+    Ok(())
 }
 
 /// Wait for `child` to end, forwarding SIGTERM and SIGINT to it.
