@@ -70,6 +70,16 @@ pub fn spawn_until_stderr(
     (child, err)
 }
 
+/// Everything `child` writes to its (piped) stderr until it closes it.
+pub fn stderr_text(child: &mut std::process::Child) -> String {
+    use std::io::Read;
+    let mut err = String::new();
+    if let Some(mut e) = child.stderr.take() {
+        e.read_to_string(&mut err).expect("read stderr");
+    }
+    err
+}
+
 pub fn read_until(
     r: &mut impl std::io::BufRead,
     want: impl Fn(&serde_json::Value) -> bool,

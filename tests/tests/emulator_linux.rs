@@ -111,13 +111,7 @@ fn linux_reaches_its_first_serial_output() {
     let pid = rustix::process::Pid::from_raw(i32::try_from(child.id()).unwrap()).unwrap();
     rustix::process::kill_process(pid, rustix::process::Signal::TERM).unwrap();
     let status = child.wait().unwrap();
-    let mut err = String::new();
-    child
-        .stderr
-        .take()
-        .unwrap()
-        .read_to_string(&mut err)
-        .unwrap();
+    let err = openhook_tests::stderr_text(&mut child);
     let text = String::from_utf8_lossy(&serial).into_owned();
     eprintln!(
         "first serial byte after {first_byte:?}; stopped after {:?}",

@@ -501,14 +501,7 @@ fn termination_signals_end_the_emulator_even_when_inherited_ignored() {
             rustix::process::kill_process(pid, signal).unwrap();
             let status =
                 openhook_tests::broker::wait_or_kill(&mut child.0, Duration::from_secs(20));
-            let mut err = String::new();
-            child
-                .0
-                .stderr
-                .take()
-                .unwrap()
-                .read_to_string(&mut err)
-                .unwrap();
+            let err = openhook_tests::stderr_text(&mut child.0);
             assert_eq!(
                 status.code(),
                 Some(0),
