@@ -161,6 +161,14 @@ pub fn derive(cfg: &MachineConfig) -> Result<DerivedPolicy, CliError> {
     for c in &cfg.chardevs {
         if let ChardevBackend::Socket(s) = &c.backend {
             if let (SocketAddrConfig::Unix(p), true) = (&s.addr, s.server) {
+                // Paths are normalised, so only `/` itself can name a
+                // directory here; the broker would refuse the listener.
+                if p == Path::new("/") {
+                    return Err(CliError::global(format!(
+                        "chardev '{}': /: names the root directory, not a socket path",
+                        c.id
+                    )));
+                }
                 listens.push(DerivedListen {
                     chardev: c.id.clone(),
                     path: p.clone(),
@@ -385,6 +393,10 @@ mode = "require"
             &["-drive", "file=/,if=virtio"],
             &["-serial", "file:/"],
             &["-kernel", "/", "-initrd", "/boot/initrd.img"],
+            // Found by the qemu_opts fuzz target (CI, 2026-12-02): the
+            // broker refused the derived `[[listen]] path = "/"`.
+            &["-qmp", "unix:/,server,nowait"],
+            &["-chardev", "socket,id=m,path=/,server=on,wait=off"],
         ] {
             let err = derive(&cfg(words)).expect_err("refused");
             assert!(
