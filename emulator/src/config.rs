@@ -48,6 +48,17 @@ pub struct MachineConfig {
     pub no_reboot: bool,
     /// `-S`: start with the vCPUs paused.
     pub start_paused: bool,
+    /// `-machine microvm,pit=on|off|auto`: the in-kernel i8254 PIT.
+    pub pit: OnOffAuto,
+}
+
+/// QEMU's `OnOffAuto` property values.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub enum OnOffAuto {
+    On,
+    Off,
+    #[default]
+    Auto,
 }
 
 impl Default for MachineConfig {
@@ -68,6 +79,7 @@ impl Default for MachineConfig {
             hook_fd: None,
             no_reboot: false,
             start_paused: false,
+            pit: OnOffAuto::Auto,
         }
     }
 }

@@ -424,3 +424,39 @@ fn hostile_unknown_request_type_gets_unsupp() {
     };
     assert_eq!(read_bytes(&run, at::STATUS, 1), vec![2]);
 }
+
+/// The guest programs PIT channel 0 (mode 2, count 0x1234), latches it and
+/// exits with the count's high byte: at most 0x12 with a PIT, 0xff (an
+/// unassigned port) without one.
+fn pit_probe(pit: openhook_emulator::config::OnOffAuto) -> Option<ExitReason> {
+    let code = [
+        0xb0, 0x34, 0xe6, 0x43, // mov al,0x34; out 0x43,al (ch0, lo/hi, mode 2)
+        0xb0, 0x34, 0xe6, 0x40, // count low 0x34
+        0xb0, 0x12, 0xe6, 0x40, // count high 0x12
+        0xb0, 0x00, 0xe6, 0x43, // latch ch0
+        0xe4, 0x40, 0xe4, 0x40, // in al,0x40 (low); in al,0x40 (high)
+        0xe6, 0xf4, 0xf4, // out 0xf4,al; hlt
+    ];
+    let mut cfg = config();
+    cfg.pit = pit;
+    run_rom(&cfg, &real_mode_rom(&code, &[]), vec![]).map(|r| r.reason)
+}
+
+#[test]
+fn the_pit_exists_when_asked_for_and_not_by_default_for_firmware() {
+    use openhook_emulator::config::OnOffAuto;
+    let Some(on) = pit_probe(OnOffAuto::On) else {
+        return;
+    };
+    assert!(
+        matches!(on, ExitReason::DebugExit(v) if v <= 0x12),
+        "pit=on: {on:?}"
+    );
+    // Auto without -kernel, and off: no PIT (an in-kernel PIT costs ~15 ms
+    // of teardown at every exit on the dev hosts).
+    assert_eq!(
+        pit_probe(OnOffAuto::Auto),
+        Some(ExitReason::DebugExit(0xff))
+    );
+    assert_eq!(pit_probe(OnOffAuto::Off), Some(ExitReason::DebugExit(0xff)));
+}

@@ -48,7 +48,11 @@ pub fn build(options: &[RawOption], activated: &[ActivatedFd]) -> Result<Machine
             arg: o.arg.as_deref(),
         };
         match o.opt {
-            Opt::Machine => machine_opts::machine(loc)?,
+            Opt::Machine => {
+                if let Some(pit) = machine_opts::machine(loc)? {
+                    cfg.pit = pit;
+                }
+            }
             Opt::Accel => machine_opts::accel(loc)?,
             Opt::EnableKvm => {}
             Opt::Cpu => machine_opts::cpu(loc)?,

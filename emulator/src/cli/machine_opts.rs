@@ -9,12 +9,12 @@
 use super::error::{CliError, Loc};
 use super::qemu_opts;
 use super::scalar;
+use crate::config::OnOffAuto;
 
 /// `-machine` sub-options QEMU's microvm has that describe its fixed
 /// layout or host tuning; we accept them and ignore their values.
 pub const IGNORED_MACHINE_PROPS: &[&str] = &[
     "x-option-roms",
-    "pit",
     "pic",
     "rtc",
     "isa-serial",
@@ -30,8 +30,9 @@ pub const IGNORED_MACHINE_PROPS: &[&str] = &[
     "x-machine-cpu-hotplug",
 ];
 
-/// Checks `-machine [type=]microvm[,accel=kvm][,<ignored>=...]`.
-pub fn machine(loc: Loc<'_>) -> Result<(), CliError> {
+/// Checks `-machine [type=]microvm[,accel=kvm][,pit=on|off|auto]
+/// [,<ignored>=...]`; returns `pit` when given (the last one wins).
+pub fn machine(loc: Loc<'_>) -> Result<Option<OnOffAuto>, CliError> {
     let mut r = qemu_opts::parse(loc.arg.unwrap_or(""), Some("type"))
         .map_err(|e| loc.opts(e))?
         .reader();
@@ -45,6 +46,19 @@ pub fn machine(loc: Loc<'_>) -> Result<(), CliError> {
     if let Some(accel) = r.take("accel") {
         check_accel(loc, &accel)?;
     }
+    let pit = match r.take("pit").as_deref() {
+        None => None,
+        Some("auto") => Some(OnOffAuto::Auto),
+        Some(v) => match scalar::parse_bool(v) {
+            Some(true) => Some(OnOffAuto::On),
+            Some(false) => Some(OnOffAuto::Off),
+            None => {
+                return Err(loc.err(format!(
+                    "Parameter 'pit' does not accept value '{v}' (on, off or auto)"
+                )))
+            }
+        },
+    };
     for prop in IGNORED_MACHINE_PROPS {
         r.ignore(prop);
     }
@@ -53,7 +67,8 @@ pub fn machine(loc: Loc<'_>) -> Result<(), CliError> {
             loc.err(format!("Property 'microvm-machine.{name}' not found"))
         }
         other => loc.opts(other),
-    })
+    })?;
+    Ok(pit)
 }
 
 fn check_accel(loc: Loc<'_>, accel: &str) -> Result<(), CliError> {
@@ -205,19 +220,33 @@ mod tests {
 
     #[test]
     fn machine_microvm_with_qemu_sub_options() {
-        assert_eq!(machine(loc("M", "microvm")), Ok(()));
+        assert_eq!(machine(loc("M", "microvm")), Ok(None));
         assert_eq!(
             machine(loc(
                 "machine",
                 "microvm,x-option-roms=off,pit=off,pic=off,rtc=off,isa-serial=on,accel=kvm"
             )),
-            Ok(())
+            Ok(Some(OnOffAuto::Off))
         );
         assert_eq!(
             machine(loc("machine", "type=microvm,accel=kvm:tcg")),
-            Ok(())
+            Ok(None)
         );
-        assert_eq!(machine(loc("machine", "accel=kvm")), Ok(()));
+        assert_eq!(machine(loc("machine", "accel=kvm")), Ok(None));
+        assert_eq!(
+            machine(loc("M", "microvm,pit=on,pit=auto")),
+            Ok(Some(OnOffAuto::Auto))
+        );
+        assert_eq!(
+            machine(loc("M", "microvm,pit=yes")),
+            Ok(Some(OnOffAuto::On))
+        );
+        assert_eq!(
+            machine(loc("M", "microvm,pit=maybe"))
+                .unwrap_err()
+                .to_string(),
+            "-M microvm,pit=maybe: Parameter 'pit' does not accept value 'maybe' (on, off or auto)"
+        );
         assert_eq!(
             machine(loc("M", "pc")).unwrap_err().to_string(),
             "-M pc: unsupported machine type 'pc' (openhook-emulator only has 'microvm')"
