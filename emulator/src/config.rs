@@ -84,6 +84,37 @@ impl Default for MachineConfig {
     }
 }
 
+impl MachineConfig {
+    /// The chardev backend `id` names, if it is defined.
+    fn chardev_backend(&self, id: &str) -> Option<&ChardevBackend> {
+        self.chardevs
+            .iter()
+            .find(|c| c.id == id)
+            .map(|c| &c.backend)
+    }
+
+    /// Whether the guest's UART reads the emulator's stdin: the serial port
+    /// is on stdio (`-serial stdio` or a stdio chardev) and no monitor
+    /// reads stdin (the command line already refuses two stdio users, as
+    /// QEMU does; checked again so input never has two readers).
+    pub fn serial_reads_stdin(&self) -> bool {
+        let serial_stdio = match &self.serial {
+            SerialConfig::Stdio => true,
+            SerialConfig::Chardev(id) => {
+                matches!(self.chardev_backend(id), Some(ChardevBackend::Stdio))
+            }
+            SerialConfig::None | SerialConfig::File(_) => false,
+        };
+        let monitor_stdio = self.monitors.iter().any(|m| {
+            matches!(
+                self.chardev_backend(&m.chardev),
+                Some(ChardevBackend::Stdio)
+            )
+        });
+        serial_stdio && !monitor_stdio
+    }
+}
+
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct KernelConfig {
     pub kernel: FilePath,
@@ -218,3 +249,49 @@ impl DriveConfig {
 /// write-only, created, truncated, mode 0666 before the umask).
 pub const OUTPUT_FILE_FLAGS: i32 = libc::O_WRONLY | libc::O_CREAT | libc::O_TRUNC;
 pub const OUTPUT_FILE_MODE: u32 = 0o666;
+
+#[cfg(test)]
+mod tests {
+    use crate::cli::parse_command_line;
+
+    fn reads_stdin(words: &[&str]) -> bool {
+        parse_command_line(words.iter().map(std::ffi::OsString::from), &[])
+            .unwrap()
+            .serial_reads_stdin()
+    }
+
+    #[test]
+    fn the_uart_reads_stdin_only_when_it_is_on_stdio_and_no_monitor_is() {
+        assert!(reads_stdin(&["-serial", "stdio"]));
+        assert!(reads_stdin(&["-serial", "mon:stdio"]));
+        assert!(reads_stdin(&[
+            "-chardev",
+            "stdio,id=c",
+            "-serial",
+            "chardev:c"
+        ]));
+        assert!(!reads_stdin(&["-serial", "none"]));
+        assert!(!reads_stdin(&["-serial", "file:/tmp/s.log"]));
+        // stdio for the UART and a monitor at once is refused (as QEMU
+        // does), so input never has two readers.
+        for words in [
+            &["-serial", "stdio", "-qmp", "stdio"][..],
+            &[
+                "-chardev",
+                "stdio,id=c",
+                "-mon",
+                "chardev=c,mode=control",
+                "-serial",
+                "stdio",
+            ],
+        ] {
+            let err =
+                parse_command_line(words.iter().map(std::ffi::OsString::from), &[]).unwrap_err();
+            assert!(
+                err.to_string()
+                    .contains("cannot use stdio by multiple character devices"),
+                "{err}"
+            );
+        }
+    }
+}

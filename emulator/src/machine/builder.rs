@@ -18,6 +18,7 @@ use super::control::Shared;
 use super::kvm::{kvm_from_fd, KvmVm};
 use super::layout::{self, MemoryLayout};
 use super::vcpu::{Buses, Vcpu};
+use super::SerialInput;
 use super::{BuildError, Machine, MachineFiles, MachineInfo};
 use crate::config::{MachineConfig, OnOffAuto};
 use crate::devices::debug_exit::DebugExit;
@@ -140,7 +141,8 @@ pub(super) fn build(
     // Devices.
     let mut buses = Buses::default();
     let serial_irq = irq_line(&vm, irqchip, layout::SERIAL_IRQ)?;
-    let serial: SharedDevice = Arc::new(Mutex::new(SerialDevice::new(files.serial, serial_irq)));
+    let serial_port = Arc::new(Mutex::new(SerialDevice::new(files.serial, serial_irq)));
+    let serial: SharedDevice = serial_port.clone();
     buses.pio.insert(
         u64::from(layout::SERIAL_PORT),
         u64::from(layout::SERIAL_PORT_LEN),
@@ -244,6 +246,7 @@ pub(super) fn build(
         buses,
         shared,
         no_reboot: config.no_reboot || config.kernel.is_some(),
+        serial_input: SerialInput(serial_port),
         info: MachineInfo {
             irqchip,
             readonly_rom,

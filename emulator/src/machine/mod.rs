@@ -115,8 +115,25 @@ pub struct Machine {
     buses: Arc<Buses>,
     shared: Arc<Shared>,
     no_reboot: bool,
+    serial_input: SerialInput,
     info: MachineInfo,
     _vm: Arc<KvmVm>,
+}
+
+/// The input side of the UART at 0x3f8: bytes for the guest to read.
+#[derive(Clone)]
+pub struct SerialInput(pub(crate) Arc<std::sync::Mutex<crate::devices::serial::SerialDevice>>);
+
+impl SerialInput {
+    /// Queues as much of `bytes` as the UART's receive FIFO takes (it
+    /// raises the receive interrupt if the guest enabled it); returns how
+    /// many bytes that was, 0 while the FIFO is full.
+    pub fn feed(&self, bytes: &[u8]) -> usize {
+        self.0
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .enqueue_input(bytes)
+    }
 }
 
 /// The kick signal's handler: its only job is to exist, so the signal
@@ -132,6 +149,11 @@ impl Machine {
     /// A handle for the monitor; valid before and during [`run`](Self::run).
     pub fn control(&self) -> MachineControl {
         MachineControl::new(self.shared.clone())
+    }
+
+    /// A handle that feeds the UART's input (valid while the machine runs).
+    pub fn serial_input(&self) -> SerialInput {
+        self.serial_input.clone()
     }
 
     pub fn info(&self) -> &MachineInfo {

@@ -16,6 +16,7 @@
 pub mod files;
 pub mod mode;
 pub mod reexec;
+mod serial_in;
 mod sys;
 
 use std::ffi::OsString;
@@ -188,6 +189,11 @@ pub fn main_with_args(args: Vec<OsString>) -> i32 {
         Ok(m) => m,
         Err(e) => return fail(e),
     };
+    if config.serial_reads_stdin() {
+        if let Err(e) = serial_in::spawn(machine.serial_input()) {
+            return fail(format!("starting the serial input thread: {e}"));
+        }
+    }
     let signal_control = control.clone();
     let spawned = std::thread::Builder::new()
         .name("signals".into())
