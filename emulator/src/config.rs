@@ -53,11 +53,10 @@ pub struct MachineConfig {
 }
 
 /// QEMU's `OnOffAuto` property values.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum OnOffAuto {
     On,
     Off,
-    #[default]
     Auto,
 }
 
@@ -85,33 +84,22 @@ impl Default for MachineConfig {
 }
 
 impl MachineConfig {
-    /// The chardev backend `id` names, if it is defined.
-    fn chardev_backend(&self, id: &str) -> Option<&ChardevBackend> {
-        self.chardevs
-            .iter()
-            .find(|c| c.id == id)
-            .map(|c| &c.backend)
-    }
-
     /// Whether the guest's UART reads the emulator's stdin: the serial port
-    /// is on stdio (`-serial stdio` or a stdio chardev) and no monitor
-    /// reads stdin (the command line already refuses two stdio users, as
-    /// QEMU does; checked again so input never has two readers).
+    /// is on stdio (`-serial stdio` or a stdio chardev). Nothing else can
+    /// read stdin then: the command line refuses a second stdio user
+    /// (`-qmp stdio`, a monitor on a stdio chardev), as QEMU does.
     pub fn serial_reads_stdin(&self) -> bool {
-        let serial_stdio = match &self.serial {
+        match &self.serial {
             SerialConfig::Stdio => true,
-            SerialConfig::Chardev(id) => {
-                matches!(self.chardev_backend(id), Some(ChardevBackend::Stdio))
-            }
-            SerialConfig::None | SerialConfig::File(_) => false,
-        };
-        let monitor_stdio = self.monitors.iter().any(|m| {
-            matches!(
-                self.chardev_backend(&m.chardev),
+            SerialConfig::Chardev(id) => matches!(
+                self.chardevs
+                    .iter()
+                    .find(|c| &c.id == id)
+                    .map(|c| &c.backend),
                 Some(ChardevBackend::Stdio)
-            )
-        });
-        serial_stdio && !monitor_stdio
+            ),
+            SerialConfig::None | SerialConfig::File(_) => false,
+        }
     }
 }
 

@@ -172,12 +172,16 @@ fn median(mut v: Vec<Duration>) -> Duration {
     v[v.len() / 2]
 }
 
-fn at(t: &Timed, prefix: &str) -> Duration {
+/// The first serial line starting with `prefix`, with when it was seen.
+fn line<'t>(t: &'t Timed, prefix: &str) -> &'t (Duration, String) {
     t.lines
         .iter()
         .find(|(_, l)| l.starts_with(prefix))
-        .map(|x| x.0)
         .unwrap_or_else(|| panic!("no line {prefix:?}"))
+}
+
+fn at(t: &Timed, prefix: &str) -> Duration {
+    line(t, prefix).0
 }
 
 /// Medians of launch → first byte and launch → exit; peak RSS (KiB) of the
@@ -228,13 +232,7 @@ fn boot(name: &str, make: &dyn Fn(&FwMachine) -> Command, dir: &Path) -> Boot {
 /// The guest's own tick count for a pass: "bench: PASS done, ..., T tsc
 /// ticks".
 fn ticks(t: &Timed, pass: &str) -> f64 {
-    let prefix = format!("bench: {pass} done");
-    let line = &t
-        .lines
-        .iter()
-        .find(|(_, l)| l.starts_with(&prefix))
-        .unwrap_or_else(|| panic!("no line {prefix:?}"))
-        .1;
+    let line = &line(t, &format!("bench: {pass} done")).1;
     line.trim_end_matches(" tsc ticks")
         .rsplit(' ')
         .next()

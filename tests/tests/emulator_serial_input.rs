@@ -9,15 +9,16 @@
 #![allow(clippy::disallowed_methods)]
 
 use std::io::Write;
-use std::path::Path;
+use std::path::{Path, PathBuf};
 use std::process::{Command, Stdio};
 use std::time::Duration;
 
 use openhook_tests::{bin, fw, kvm_or_skip};
 
-/// A 64 KiB firmware image: the echo loop at offset 0 (mapped at
-/// 0xffff0000) and `jmp near 0` at the reset vector.
-fn echo_rom() -> Vec<u8> {
+/// Writes `echo.bin` into `dir` and returns its path: a 64 KiB firmware
+/// image, the echo loop at offset 0 (mapped at 0xffff0000) and `jmp near
+/// 0` at the reset vector.
+fn echo_rom(dir: &Path) -> PathBuf {
     #[rustfmt::skip]
     let code: [u8; 22] = [
         0xba, 0xfd, 0x03, // 0:  mov dx, 0x3fd (line status)
@@ -36,7 +37,9 @@ fn echo_rom() -> Vec<u8> {
     let mut rom = vec![0xf4u8; 0x1_0000];
     rom[..code.len()].copy_from_slice(&code);
     rom[0xfff0..0xfff3].copy_from_slice(&[0xe9, 0x0d, 0x00]); // jmp near 0
-    rom
+    let path = dir.join("echo.bin");
+    std::fs::write(&path, rom).unwrap();
+    path
 }
 
 /// Runs `cmd` (the machine, serial on stdio) with `input` on stdin;
@@ -92,8 +95,7 @@ fn stdin_reaches_the_guest_uart_with_nothing_lost() {
         return;
     }
     let dir = tempfile::tempdir().unwrap();
-    let rom = dir.path().join("echo.bin");
-    std::fs::write(&rom, echo_rom()).unwrap();
+    let rom = echo_rom(dir.path());
     for sandbox in ["off", "on"] {
         for input in [b"hello, guest\nq".to_vec(), long_input()] {
             let mut cmd = Command::new(bin("openhook-emulator"));
@@ -117,8 +119,7 @@ fn qemu_echoes_the_same() {
         return;
     };
     let dir = tempfile::tempdir().unwrap();
-    let rom = dir.path().join("echo.bin");
-    std::fs::write(&rom, echo_rom()).unwrap();
+    let rom = echo_rom(dir.path());
     let input = long_input();
     let mut cmd = Command::new(qemu);
     cmd.args(fw::QEMU_MACHINE_ARGS).args(machine_args(&rom));
