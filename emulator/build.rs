@@ -2,10 +2,12 @@
 //! the system toolchain (gcc, ld, objcopy; override with `OPENHOOK_FW_CC`,
 //! `OPENHOOK_FW_LD`, `OPENHOOK_FW_OBJCOPY`).
 //!
-//! Three images, same sources:
+//! Four images, same sources:
 //! - `openhook-fw.bin`: the standard disk test;
 //! - `openhook-fw-hostile.bin`: `-DOPENHOOK_FW_HOSTILE`, malformed requests;
-//! - `openhook-fw-bench.bin`: `-DOPENHOOK_FW_BENCH`, sequential throughput.
+//! - `openhook-fw-bench.bin`: `-DOPENHOOK_FW_BENCH`, sequential throughput;
+//! - `openhook-fw-boot.bin`: `-DOPENHOOK_FW_BOOT`, banner then exit (the
+//!   machine's start-up and exit cost with next to no guest work).
 //!
 //! Each is written to `OUT_DIR` (the crate sees it as
 //! `env!("OPENHOOK_FW_DIR")`) and copied next to the workspace binaries,
@@ -60,6 +62,10 @@ const VARIANTS: &[Variant] = &[
     Variant {
         image: "openhook-fw-bench.bin",
         defines: &["-DOPENHOOK_FW_BENCH"],
+    },
+    Variant {
+        image: "openhook-fw-boot.bin",
+        defines: &["-DOPENHOOK_FW_BOOT"],
     },
 ];
 

@@ -21,6 +21,9 @@ pub const HOSTILE_IMAGE: &str = "openhook-fw-hostile.bin";
 /// The throughput variant (`-DOPENHOOK_FW_BENCH`): whole-disk sequential
 /// write then read in 1 MiB requests; needs `-m 4` or more.
 pub const BENCH_IMAGE: &str = "openhook-fw-bench.bin";
+/// The start-up variant (`-DOPENHOOK_FW_BOOT`): the banner, then exit with
+/// PASS; it never touches a disk.
+pub const BOOT_IMAGE: &str = "openhook-fw-boot.bin";
 /// Sectors per request of the bench variant.
 pub const BENCH_CHUNK_SECTORS: u64 = 2048;
 

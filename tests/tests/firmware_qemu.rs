@@ -87,6 +87,16 @@ fn qemu_standard_no_disk() {
 }
 
 #[test]
+fn qemu_boot_variant() {
+    let Some(o) = run_qemu("qemu_boot_variant", fw::BOOT_IMAGE, Some(false)) else {
+        return;
+    };
+    assert_eq!(o.run.code(), Some(fw::EXIT_PASS), "{}", o.run.describe());
+    assert_transcript(&o.run, "boot.txt");
+    assert_disk(&o.disk.unwrap(), &fw::fresh_disk(fw::DISK_SECTORS));
+}
+
+#[test]
 fn qemu_hostile_guest() {
     let Some(o) = run_qemu("qemu_hostile_guest", fw::HOSTILE_IMAGE, Some(false)) else {
         return;

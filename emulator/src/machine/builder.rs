@@ -101,23 +101,6 @@ pub(super) fn build(
     // Intel VMX needs these for real mode; other hosts (PVM) may refuse.
     let _ = vm_fd.set_identity_map_address(IDENTITY_MAP_ADDR);
     let _ = vm_fd.set_tss_address(TSS_ADDR);
-    let irqchip = vm_fd.create_irq_chip().is_ok();
-    // QEMU's microvm defaults to a PIT; ours creates the in-kernel one
-    // only for a Linux boot (it may calibrate with it) unless `pit=on`: a
-    // firmware here polls, and tearing the in-kernel PIT down at exit
-    // costs ~15 ms on the dev hosts (a fifth of a firmware run).
-    let want_pit = match config.pit {
-        OnOffAuto::On => true,
-        OnOffAuto::Off => false,
-        OnOffAuto::Auto => config.kernel.is_some(),
-    };
-    if irqchip && want_pit {
-        let pit = kvm_pit_config {
-            flags: KVM_PIT_SPEAKER_DUMMY,
-            ..Default::default()
-        };
-        let _ = vm_fd.create_pit2(pit);
-    }
     let readonly_rom = kvm.check_extension(Cap::ReadonlyMem);
     let mut vm = KvmVm::new(vm_fd, ram.clone());
     vm.map_ram()?;
@@ -135,6 +118,29 @@ pub(super) fn build(
             .map_err(|e| BuildError::Memory(e.to_string()))?;
         vm.map_rom(rom.clone(), mirror.start, mirror.len, readonly_rom)?;
         rom_image = Some((rom, at, bytes.clone()));
+    }
+    // The irqchip only after every memory slot: creating it registers
+    // the PIC/IOAPIC on KVM's I/O bus, which leaves an SRCU grace period
+    // in flight, and the next memory-slot change waits it out (4-8 ms
+    // here, the most expensive step of a start). After the slots it ends
+    // while the guest runs; only a VM that ends within ~10 ms of its
+    // start waits for it at teardown instead (docs/performance.md).
+    let irqchip = vm.fd().create_irq_chip().is_ok();
+    // QEMU's microvm defaults to a PIT; ours creates the in-kernel one
+    // only for a Linux boot (it may calibrate with it) unless `pit=on`: a
+    // firmware here polls, and tearing the in-kernel PIT down at exit
+    // costs ~15 ms on the dev hosts (a fifth of a firmware run).
+    let want_pit = match config.pit {
+        OnOffAuto::On => true,
+        OnOffAuto::Off => false,
+        OnOffAuto::Auto => config.kernel.is_some(),
+    };
+    if irqchip && want_pit {
+        let pit = kvm_pit_config {
+            flags: KVM_PIT_SPEAKER_DUMMY,
+            ..Default::default()
+        };
+        let _ = vm.fd().create_pit2(pit);
     }
     let vm = Arc::new(vm);
 
