@@ -13,7 +13,10 @@
 # Environment: CARGO_TARGET_DIR (the fuzz build goes to $CARGO_TARGET_DIR/fuzz,
 # default target/fuzz), FUZZ_ARTIFACTS (where reproducers are kept, default
 # $CARGO_TARGET_DIR/fuzz/artifacts), FUZZ_KEEP_CORPUS=DIR (keep the grown
-# corpora there instead of deleting them).
+# corpora there instead of deleting them), FUZZ_SEED=N (libFuzzer's -seed:
+# the same mutation sequence on every run, as the test command uses so CI is
+# repeatable; unset, every run draws a random seed, as longer campaigns
+# should).
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
@@ -21,6 +24,9 @@ ALL_TARGETS=(hook_frame policy_toml policy_decide qmp_input qemu_opts virtio_blk
 
 seconds=${1:-60}
 if [ $# -gt 0 ]; then shift; fi
+case "${FUZZ_SEED:-0}" in
+  *[!0-9]*) echo "fuzz.sh: FUZZ_SEED must be a whole number, got '$FUZZ_SEED'" >&2; exit 2 ;;
+esac
 case "$seconds" in
   ''|*[!0-9]*) echo "fuzz.sh: SECONDS must be a whole number, got '$seconds'" >&2; exit 2 ;;
 esac
@@ -70,9 +76,11 @@ for t in "${targets[@]}"; do
   log="$scratch/$t.log"
   echo "fuzz.sh: $t for ${seconds}s from $seeds seeds"
   status=0
+  seed_arg=()
+  if [ -n "${FUZZ_SEED:-}" ]; then seed_arg=(-seed="$FUZZ_SEED"); fi
   # -timeout: one input taking over 10 s is a hang; -rss_limit_mb: bounded memory.
   "$bin_dir/$t" "$corpus" \
-    -max_total_time="$seconds" -timeout=10 -rss_limit_mb=2048 \
+    -max_total_time="$seconds" -timeout=10 -rss_limit_mb=2048 "${seed_arg[@]}" \
     -print_final_stats=1 -artifact_prefix="$artifacts/$t/" >"$log" 2>&1 || status=$?
   execs=$(sed -n 's/^stat::number_of_executed_units: *//p' "$log" | tail -n1)
   rate=$(sed -n 's/^stat::average_exec_per_sec: *//p' "$log" | tail -n1)
