@@ -50,6 +50,11 @@ pub struct MachineConfig {
     pub start_paused: bool,
     /// `-machine microvm,pit=on|off|auto`: the in-kernel i8254 PIT.
     pub pit: OnOffAuto,
+    /// `-global virtio-mmio.ioeventfd=on|off` (QEMU's default: on): a
+    /// virtio-blk queue notification is a KVM ioeventfd served by the
+    /// disk's I/O thread, and the vCPU goes on meanwhile; off, the vCPU
+    /// thread serves it before the guest runs again.
+    pub ioeventfd: bool,
 }
 
 /// QEMU's `OnOffAuto` property values.
@@ -79,6 +84,7 @@ impl Default for MachineConfig {
             no_reboot: false,
             start_paused: false,
             pit: OnOffAuto::Auto,
+            ioeventfd: true,
         }
     }
 }

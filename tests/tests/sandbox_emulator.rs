@@ -403,9 +403,41 @@ fn emulator_status_shows_full_confinement_and_the_firmware_passes() {
         threads += 1;
     }
     assert!(
-        threads >= 3,
-        "main, vCPU and monitor threads expected: {threads}"
+        threads >= 4,
+        "main, vCPU, disk I/O and monitor threads expected: {threads}"
     );
+    // The vCPU thread and the disk's I/O thread (ioeventfd, the default)
+    // each stack the narrower vCPU filter on the process's (they load it
+    // first thing, so poll for it).
+    let filters = |tid: &str| -> u32 {
+        status_fields(Path::new(&format!("/proc/{emu}/task/{tid}/status")))
+            .get("Seccomp_filters")
+            .and_then(|v| v.parse().ok())
+            .unwrap_or(0)
+    };
+    let main_filters = filters(&emu.to_string());
+    assert!(main_filters >= 1, "the emulator has no seccomp filter");
+    let start = std::time::Instant::now();
+    for name in ["vcpu", "virtio-blk"] {
+        loop {
+            let tid = fs::read_dir(format!("/proc/{emu}/task"))
+                .expect("tasks")
+                .filter_map(Result::ok)
+                .map(|t| t.file_name().to_string_lossy().into_owned())
+                .find(|t| {
+                    fs::read_to_string(format!("/proc/{emu}/task/{t}/comm"))
+                        .is_ok_and(|c| c.trim_end() == name)
+                });
+            if tid.as_deref().is_some_and(|t| filters(t) > main_filters) {
+                break;
+            }
+            assert!(
+                start.elapsed() < LIMIT,
+                "no {name} thread with the vCPU filter (thread {tid:?}, main has {main_filters})"
+            );
+            std::thread::sleep(Duration::from_millis(5));
+        }
+    }
     // The broker confined itself once the emulator ran (its own allow
     // list and policy-derived Landlock domain; resilience_confine.rs).
     // (Right after the exec, racing the child's own entry: poll.)

@@ -147,7 +147,10 @@ pub fn build(options: &[RawOption], activated: &[ActivatedFd]) -> Result<Machine
             }
             Opt::AddFd => cfg.add_fds.push(process_opts::add_fd(loc)?),
             Opt::Sandbox => cfg.sandbox = process_opts::sandbox(loc)?,
-            Opt::Global => machine_opts::global(loc)?,
+            Opt::Global => match machine_opts::global(loc)? {
+                machine_opts::Global::Nothing => {}
+                machine_opts::Global::Ioeventfd(on) => cfg.ioeventfd = on,
+            },
         }
     }
 

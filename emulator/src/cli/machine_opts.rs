@@ -110,17 +110,35 @@ pub fn cpu(loc: Loc<'_>) -> Result<(), CliError> {
     }
 }
 
-/// `-global DRIVER.PROP=VALUE`: only settings that restate what this
-/// machine is are accepted — `virtio-mmio.force-legacy=false` (our
-/// transports are always virtio 1.x, which QEMU needs this to match).
-pub fn global(loc: Loc<'_>) -> Result<(), CliError> {
+/// What a `-global` sets.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Global {
+    /// A setting that restates what the machine is.
+    Nothing,
+    /// `virtio-mmio.ioeventfd`: queue notifications through KVM ioeventfds
+    /// to an I/O thread (on, QEMU's default) or on the vCPU thread (off).
+    Ioeventfd(bool),
+}
+
+/// `-global DRIVER.PROP=VALUE`: `virtio-mmio.ioeventfd=on|off` (as QEMU's
+/// virtio-mmio property), and `virtio-mmio.force-legacy=false`, which only
+/// restates what this machine is (our transports are always virtio 1.x,
+/// which QEMU needs this to match).
+pub fn global(loc: Loc<'_>) -> Result<Global, CliError> {
     let arg = loc.arg.unwrap_or("");
     let (name, value) = arg
         .split_once('=')
         .ok_or_else(|| loc.err("Invalid -global: expected DRIVER.PROPERTY=VALUE"))?;
     match name {
+        "virtio-mmio.ioeventfd" => scalar::parse_bool(value)
+            .map(Global::Ioeventfd)
+            .ok_or_else(|| {
+                loc.err(format!(
+                    "Parameter 'ioeventfd' expects 'on' or 'off' (got '{value}')"
+                ))
+            }),
         "virtio-mmio.force-legacy" => match scalar::parse_bool(value) {
-            Some(false) => Ok(()),
+            Some(false) => Ok(Global::Nothing),
             Some(true) => Err(loc
                 .err("virtio-mmio.force-legacy=true is not supported: transports are virtio 1.x")),
             None => Err(loc.err(format!(
@@ -128,7 +146,7 @@ pub fn global(loc: Loc<'_>) -> Result<(), CliError> {
             ))),
         },
         other => Err(loc.err(format!(
-            "-global {other}: not supported (only virtio-mmio.force-legacy=false)"
+            "-global {other}: not supported (only virtio-mmio.ioeventfd and virtio-mmio.force-legacy=false)"
         ))),
     }
 }
@@ -279,12 +297,21 @@ mod tests {
     fn global_restating_modern_virtio_mmio() {
         assert_eq!(
             global(loc("global", "virtio-mmio.force-legacy=false")),
-            Ok(())
+            Ok(Global::Nothing)
         );
         assert_eq!(
             global(loc("global", "virtio-mmio.force-legacy=off")),
-            Ok(())
+            Ok(Global::Nothing)
         );
+        assert_eq!(
+            global(loc("global", "virtio-mmio.ioeventfd=off")),
+            Ok(Global::Ioeventfd(false))
+        );
+        assert_eq!(
+            global(loc("global", "virtio-mmio.ioeventfd=on")),
+            Ok(Global::Ioeventfd(true))
+        );
+        assert!(global(loc("global", "virtio-mmio.ioeventfd=maybe")).is_err());
         assert!(global(loc("global", "virtio-mmio.force-legacy=true")).is_err());
         assert!(global(loc("global", "virtio-mmio.force-legacy=x")).is_err());
         assert!(global(loc("global", "kvm-pit.lost_tick_policy=discard")).is_err());

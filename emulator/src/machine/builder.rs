@@ -9,12 +9,13 @@ use kvm_bindings::{
     kvm_irqchip, kvm_pit_config, KVM_IRQCHIP_IOAPIC, KVM_IRQCHIP_PIC_MASTER, KVM_IRQCHIP_PIC_SLAVE,
     KVM_MAX_CPUID_ENTRIES, KVM_PIT_SPEAKER_DUMMY,
 };
-use kvm_ioctls::Cap;
+use kvm_ioctls::{Cap, IoEventAddress};
 use vm_memory::{Bytes, GuestAddress, GuestMemoryMmap};
 use vmm_sys_util::eventfd::{EventFd, EFD_NONBLOCK};
 
 use super::bus::SharedDevice;
 use super::control::Shared;
+use super::io_thread::IoQueue;
 use super::kvm::{kvm_from_fd, KvmVm};
 use super::layout::{self, MemoryLayout};
 use super::vcpu::{Buses, Vcpu};
@@ -24,7 +25,7 @@ use crate::config::{MachineConfig, OnOffAuto};
 use crate::devices::debug_exit::DebugExit;
 use crate::devices::serial::SerialDevice;
 use crate::devices::virtio::blk::BlockDevice;
-use crate::devices::virtio::VirtioMmioDevice;
+use crate::devices::virtio::{mmio, VirtioMmioDevice};
 use crate::devices::IrqLine;
 
 /// QEMU's addresses for the VMX real-mode helpers (below the 16 MiB
@@ -52,6 +53,23 @@ fn irq_line(vm: &KvmVm, irqchip: bool, gsi: u32) -> Result<IrqLine, BuildError> 
         .register_irqfd(&fd, gsi)
         .map_err(|e| BuildError::Kvm("KVM_IRQFD", e))?;
     Ok(IrqLine::eventfd(Arc::new(fd)))
+}
+
+/// An eventfd KVM signals when the guest writes 0 (queue 0) to the
+/// QueueNotify register of the transport in `slot`, instead of exiting.
+/// `None` when the host refuses ioeventfds: the vCPU thread then serves
+/// the queue, as with `ioeventfd=off`.
+fn queue_notify_event(vm: &KvmVm, slot: usize) -> Result<Option<EventFd>, BuildError> {
+    let event = EventFd::new(EFD_NONBLOCK).map_err(BuildError::EventFd)?;
+    let addr = IoEventAddress::Mmio(layout::virtio_mmio_base(slot) + mmio::reg::QUEUE_NOTIFY);
+    // A u32 datamatch: exactly 4-byte writes of the value 0.
+    match vm.fd().register_ioevent(&event, &addr, 0u32) {
+        Ok(()) => Ok(Some(event)),
+        Err(e) => {
+            tracing::debug!("KVM_IOEVENTFD refused ({e}): virtio-blk served on the vCPU thread");
+            Ok(None)
+        }
+    }
 }
 
 pub(super) fn build(
@@ -162,6 +180,7 @@ pub(super) fn build(
         )?;
     }
     let mut slots: Vec<Option<SharedDevice>> = vec![None; layout::VIRTIO_MMIO_SLOTS];
+    let mut io_queues = Vec::new();
     for (n, (drive, file)) in config.drives.iter().zip(files.drives).enumerate() {
         let slot = layout::slot_for_device(n).ok_or(BuildError::TooManyDevices(n + 1))?;
         let blk = BlockDevice::new(file, drive.readonly, drive.cache, [0; 20]).map_err(|e| {
@@ -171,11 +190,20 @@ pub(super) fn build(
             }
         })?;
         let irq = irq_line(&vm, irqchip, layout::virtio_irq(slot))?;
-        slots[slot] = Some(Arc::new(Mutex::new(VirtioMmioDevice::new(
+        let device: SharedDevice = Arc::new(Mutex::new(VirtioMmioDevice::new(
             Box::new(blk),
             ram.clone(),
             irq,
-        ))));
+        )));
+        if config.ioeventfd {
+            if let Some(event) = queue_notify_event(&vm, slot)? {
+                io_queues.push(IoQueue {
+                    event,
+                    device: device.clone(),
+                });
+            }
+        }
+        slots[slot] = Some(device);
     }
     for (slot, dev) in slots.into_iter().enumerate() {
         let dev = dev.unwrap_or_else(|| Arc::new(Mutex::new(VirtioMmioDevice::empty(ram.clone()))));
@@ -238,8 +266,9 @@ pub(super) fn build(
             let _ = rom.write_slice(bytes, *at);
         }
     });
+    let ioeventfd_queues = io_queues.len();
     let shared = Shared::new(
-        vcpus.len(),
+        vcpus.len() + io_queues.len(),
         config.start_paused,
         ram,
         reset_hook,
@@ -248,6 +277,7 @@ pub(super) fn build(
 
     Ok(Machine {
         vcpus,
+        io_queues,
         thread_init: None,
         buses,
         shared,
@@ -256,6 +286,7 @@ pub(super) fn build(
         info: MachineInfo {
             irqchip,
             readonly_rom,
+            ioeventfd_queues,
             layout: mem_layout,
         },
         _vm: vm,

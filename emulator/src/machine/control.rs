@@ -151,11 +151,13 @@ struct State {
     run_state: RunState,
     want_run: bool,
     parked: usize,
-    vcpus: usize,
+    /// Threads that park at the gate: vCPUs and I/O threads.
+    gated: usize,
     reset_generation: u64,
     guest_reset_pending: bool,
     exit: Option<ExitReason>,
-    /// vCPU threads that have returned (counted by [`VcpuThreadDone`]).
+    /// vCPU and I/O threads that have returned (counted by
+    /// [`VcpuThreadDone`]).
     threads_done: usize,
 }
 
@@ -163,7 +165,7 @@ struct State {
 /// builder; called with every vCPU parked.
 pub(crate) type ResetHook = Box<dyn Fn() + Send + Sync>;
 
-/// Held by a vCPU thread for its whole life; counts the thread as ended
+/// Held by a vCPU or I/O thread for its whole life; counts the thread as ended
 /// and wakes [`Shared::join_all`] when dropped, also on a panic.
 pub(crate) struct VcpuThreadDone(pub(crate) Arc<Shared>);
 
@@ -192,7 +194,7 @@ fn guard<T>(m: &Mutex<T>) -> MutexGuard<'_, T> {
 
 impl Shared {
     pub(crate) fn new(
-        vcpus: usize,
+        gated: usize,
         start_paused: bool,
         memory: GuestMemoryMmap,
         reset_hook: ResetHook,
@@ -207,7 +209,7 @@ impl Shared {
                 },
                 want_run: !start_paused,
                 parked: 0,
-                vcpus,
+                gated,
                 reset_generation: 0,
                 guest_reset_pending: false,
                 exit: None,
@@ -246,7 +248,8 @@ impl Shared {
         }
     }
 
-    /// A vCPU thread's gate: parks while paused, returns what to do next.
+    /// A vCPU or I/O thread's gate: parks while paused, returns what to do
+    /// next.
     pub(crate) fn gate(&self, generation: &mut u64) -> Gate {
         let mut s = guard(&self.state);
         loop {
@@ -344,19 +347,20 @@ impl Shared {
         }
     }
 
-    /// Stops every vCPU and waits until all are parked (or the machine
-    /// ended). Returns whether they had been running.
+    /// Stops every vCPU and waits until all of them and the I/O threads
+    /// are parked (or the machine ended): no guest code runs and no
+    /// request is being served. Returns whether they had been running.
     fn stop_vcpus(&self) -> bool {
         let mut s = guard(&self.state);
         let was = s.want_run;
         s.want_run = false;
         // Wake a vCPU waiting in `wait_halted` too.
         self.changed.notify_all();
-        while s.parked < s.vcpus && s.exit.is_none() {
+        while s.parked < s.gated && s.exit.is_none() {
             drop(s);
             self.kick();
             s = guard(&self.state);
-            if s.parked < s.vcpus && s.exit.is_none() {
+            if s.parked < s.gated && s.exit.is_none() {
                 s = self
                     .changed
                     .wait_timeout(s, KICK_INTERVAL)

@@ -3,13 +3,14 @@
 //! reading the internal-error detail out of the shared `kvm_run` page.
 #![allow(unsafe_code)]
 
-use std::os::fd::{FromRawFd, IntoRawFd, OwnedFd};
+use std::os::fd::{AsRawFd, BorrowedFd, FromRawFd, IntoRawFd, OwnedFd};
 
 use kvm_bindings::{
     kvm_userspace_memory_region, KVM_API_VERSION, KVM_EXIT_INTERNAL_ERROR, KVM_MEM_READONLY,
 };
 use kvm_ioctls::{Kvm, VcpuFd, VmFd};
 use vm_memory::{GuestAddress, GuestMemoryBackend, GuestMemoryMmap, GuestMemoryRegion};
+use vmm_sys_util::eventfd::EventFd;
 
 #[derive(Debug, thiserror::Error)]
 pub enum KvmError {
@@ -163,6 +164,15 @@ impl KvmVm {
         self.rom = Some(rom);
         Ok(())
     }
+}
+
+/// The fd of an eventfd KVM signals (irqfd, ioeventfd), borrowed for as
+/// long as `event`: vmm-sys-util's `EventFd` (which kvm-ioctls takes) has
+/// no `AsFd`, and an I/O thread polls it.
+pub fn eventfd_fd(event: &EventFd) -> BorrowedFd<'_> {
+    // SAFETY: the fd is owned by `event`, which stays alive (and keeps it
+    // open) for the whole borrow the returned value's lifetime ties to it.
+    unsafe { BorrowedFd::borrow_raw(event.as_raw_fd()) }
 }
 
 /// The `suberror` of a `KVM_EXIT_INTERNAL_ERROR` exit (1 = emulation

@@ -11,6 +11,7 @@
 //! kvm.rs      /dev/kvm fd, memory slots (unsafe) vcpu.rs  vCPU state + run loop
 //! builder.rs  assembly from config + files      boot.rs    direct Linux boot
 //! control.rs  run state, pause/reset/quit, events, guest-memory reads
+//! io_thread.rs  virtio queues served off the vCPU (ioeventfd)
 //! syscalls.rs what the machine's threads need from seccomp
 //! ```
 
@@ -18,6 +19,7 @@ mod boot;
 mod builder;
 pub mod bus;
 pub mod control;
+mod io_thread;
 pub mod kvm;
 pub mod layout;
 pub mod syscalls;
@@ -102,15 +104,20 @@ pub struct MachineInfo {
     pub irqchip: bool,
     /// The firmware is mapped read-only (KVM_CAP_READONLY_MEM).
     pub readonly_rom: bool,
+    /// virtio queues notified through a KVM ioeventfd and served by an
+    /// I/O thread (0 with `-global virtio-mmio.ioeventfd=off`, or when
+    /// the host refused the ioeventfd).
+    pub ioeventfd_queues: usize,
     pub layout: layout::MemoryLayout,
 }
 
-/// Code each vCPU thread runs first (e.g. loading its seccomp filter);
-/// an error ends the machine before the guest runs.
+/// Code each vCPU and I/O thread runs first (e.g. loading its seccomp
+/// filter); an error ends the machine before the guest runs.
 pub type VcpuThreadInit = Arc<dyn Fn() -> Result<(), String> + Send + Sync>;
 
 pub struct Machine {
     vcpus: Vec<Vcpu>,
+    io_queues: Vec<io_thread::IoQueue>,
     thread_init: Option<VcpuThreadInit>,
     buses: Arc<Buses>,
     shared: Arc<Shared>,
@@ -136,6 +143,9 @@ impl SerialInput {
     }
 }
 
+/// What a machine thread (vCPU or I/O) runs once set up.
+type ThreadBody = Box<dyn FnOnce(Arc<Shared>) + Send>;
+
 /// The kick signal's handler: its only job is to exist, so the signal
 /// interrupts `KVM_RUN` (EINTR) instead of killing the process.
 extern "C" fn kick_handler(_: c_int, _: *mut siginfo_t, _: *mut c_void) {}
@@ -160,7 +170,8 @@ impl Machine {
         &self.info
     }
 
-    /// Sets what every vCPU thread runs before its first `KVM_RUN`.
+    /// Sets what every vCPU thread runs before its first `KVM_RUN`, and
+    /// every I/O thread before it serves a request.
     pub fn set_vcpu_thread_init(&mut self, init: VcpuThreadInit) {
         self.thread_init = Some(init);
     }
@@ -177,23 +188,30 @@ impl Machine {
                 "installing the vCPU kick signal handler failed: {e}"
             ));
         }
+        let mut threads: Vec<(&str, ThreadBody)> = Vec::new();
         for vcpu in self.vcpus {
-            let shared = self.shared.clone();
             let buses = self.buses.clone();
+            threads.push(("vcpu", Box::new(move |shared| vcpu.run(shared, buses))));
+        }
+        for q in self.io_queues {
+            threads.push(("virtio-blk", Box::new(move |shared| q.run(shared))));
+        }
+        for (name, body) in threads {
+            let shared = self.shared.clone();
             let init = self.thread_init.clone();
             let spawned = std::thread::Builder::new()
-                .name("vcpu".into())
+                .name(name.into())
                 .spawn(move || {
                     let _done = control::VcpuThreadDone(shared.clone());
                     if let Some(init) = init {
                         if let Err(e) = init() {
                             shared.request_exit(ExitReason::HostError(format!(
-                                "vCPU thread set-up: {e}"
+                                "{name} thread set-up: {e}"
                             )));
                             return;
                         }
                     }
-                    vcpu.run(shared, buses)
+                    body(shared)
                 });
             match spawned {
                 Ok(t) => self.shared.add_thread(t),

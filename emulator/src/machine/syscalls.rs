@@ -14,8 +14,8 @@
 use std::mem::size_of;
 
 use kvm_bindings::{
-    kvm_cpuid2, kvm_fpu, kvm_irqchip, kvm_irqfd, kvm_lapic_state, kvm_mp_state, kvm_pit_config,
-    kvm_pit_state2, kvm_regs, kvm_sregs, kvm_userspace_memory_region,
+    kvm_cpuid2, kvm_fpu, kvm_ioeventfd, kvm_irqchip, kvm_irqfd, kvm_lapic_state, kvm_mp_state,
+    kvm_pit_config, kvm_pit_state2, kvm_regs, kvm_sregs, kvm_userspace_memory_region,
 };
 use vmm_sys_util::ioctl::{ioctl_expr, _IOC_NONE, _IOC_READ, _IOC_WRITE};
 
@@ -47,6 +47,7 @@ pub const KVM_CREATE_IRQCHIP: u64 = io(0x60);
 pub const KVM_GET_IRQCHIP: u64 = iowr(0x62, size_of::<kvm_irqchip>());
 pub const KVM_SET_IRQCHIP: u64 = ior(0x63, size_of::<kvm_irqchip>());
 pub const KVM_IRQFD: u64 = iow(0x76, size_of::<kvm_irqfd>());
+pub const KVM_IOEVENTFD: u64 = iow(0x79, size_of::<kvm_ioeventfd>());
 pub const KVM_CREATE_PIT2: u64 = iow(0x77, size_of::<kvm_pit_config>());
 pub const KVM_GET_PIT2: u64 = ior(0x9f, size_of::<kvm_pit_state2>());
 pub const KVM_SET_PIT2: u64 = iow(0xa0, size_of::<kvm_pit_state2>());
@@ -78,6 +79,7 @@ pub const KVM_IOCTLS: &[u64] = &[
     KVM_GET_IRQCHIP,
     KVM_SET_IRQCHIP,
     KVM_IRQFD,
+    KVM_IOEVENTFD,
     KVM_CREATE_PIT2,
     KVM_GET_PIT2,
     KVM_SET_PIT2,
@@ -112,9 +114,12 @@ pub const KVM_RUN_IOCTLS: &[u64] = &[
 
 /// Syscalls of the machine's threads while the guest runs (besides the
 /// device modules' lists): ioctl (KVM, filtered by [`KVM_RUN_IOCTLS`]),
-/// serial output and irqfd signalling (write), guest-memory dumps, thread
-/// coordination (futex, tgkill for vCPU kicks, rt_sigreturn), and exit.
+/// serial output and irqfd signalling (write), an I/O thread's wait for
+/// its ioeventfd (poll, read), guest-memory dumps, thread coordination
+/// (futex, tgkill for vCPU kicks, rt_sigreturn), and exit.
 pub const SYSCALLS: &[i64] = &[
+    libc::SYS_poll,
+    libc::SYS_ppoll,
     libc::SYS_ioctl,
     libc::SYS_read,
     libc::SYS_write,
@@ -173,6 +178,7 @@ mod tests {
         assert_eq!(KVM_GET_REGS, 0x8090_ae81);
         assert_eq!(KVM_SET_SREGS, 0x4138_ae84);
         assert_eq!(KVM_IRQFD, 0x4020_ae76);
+        assert_eq!(KVM_IOEVENTFD, 0x4040_ae79);
         assert_eq!(KVM_CREATE_PIT2, 0x4040_ae77);
         assert_eq!(KVM_GET_IRQCHIP, 0xc208_ae62);
         assert_eq!(KVM_SET_IRQCHIP, 0x8208_ae63);

@@ -69,7 +69,8 @@ pub fn protected_rom(payload: &[u8]) -> Vec<u8> {
 }
 
 /// Straight-line flat 32-bit code: absolute loads and stores only, no
-/// branches, so every instruction is easy to check by eye.
+/// branches but `wait16`'s spin, so every instruction is easy to check by
+/// eye.
 #[derive(Default)]
 pub struct Asm {
     pub code: Vec<u8>,
@@ -130,6 +131,16 @@ impl Asm {
     /// ud2: an invalid opcode with no IDT.
     pub fn ud2(&mut self) {
         self.code.extend_from_slice(&[0x0f, 0x0b]);
+    }
+    /// cmp word [addr], v; jne back to the cmp: spins until the 16-bit
+    /// word at `addr` is `v` (the test's watchdog ends a guest that never
+    /// sees it).
+    pub fn wait16(&mut self, addr: u32, v: u16) {
+        self.code.extend_from_slice(&[0x66, 0x81, 0x3d]);
+        self.imm32(addr);
+        self.code.extend_from_slice(&v.to_le_bytes());
+        // rel8 back over the 9-byte cmp and this 2-byte jne.
+        self.code.extend_from_slice(&[0x75, 0xf5]);
     }
     /// jmp $ (spin forever).
     pub fn spin(&mut self) {
@@ -252,6 +263,11 @@ impl Driver {
         for k in 0..128 {
             self.asm.store32(at::DATA + 0x1000 * i + 4 * k, pattern(k));
         }
+    }
+
+    /// Spins until the device has used `n` chains in all (used.idx == n).
+    pub fn wait_used(&mut self, n: u16) {
+        self.asm.wait16(at::USED + 2, n);
     }
 
     /// Puts chain `head` in the available ring and notifies queue 0.

@@ -11,7 +11,7 @@ use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
 use openhook_emulator::config::{DebugExitConfig, MachineConfig};
-use openhook_emulator::machine::{ExitReason, Machine, MachineControl, MachineFiles};
+use openhook_emulator::machine::{ExitReason, Machine, MachineControl, MachineFiles, MachineInfo};
 
 /// `/dev/kvm`, or `None` (test skipped) when it cannot be opened and
 /// `OPENHOOK_REQUIRE_KVM` is not `1` — with it set, the test fails.
@@ -51,9 +51,14 @@ impl Capture {
 }
 
 /// A config for a firmware-booted test machine with isa-debug-exit at 0xf4.
+/// Queue notifications are served on the vCPU thread (`ioeventfd=off`):
+/// the straight-line guests of `guest.rs` read a request's outcome right
+/// after QueueNotify, which only the synchronous path guarantees. Tests
+/// of the I/O-thread path set `ioeventfd` and wait for the used ring.
 pub fn config() -> MachineConfig {
     MachineConfig {
         memory_mib: 16,
+        ioeventfd: false,
         firmware: Some("test-firmware.bin".into()),
         debug_exit: Some(DebugExitConfig {
             iobase: 0xf4,
@@ -72,6 +77,7 @@ pub fn firmware_file(bytes: &[u8]) -> File {
 
 pub struct Run {
     pub reason: ExitReason,
+    pub info: MachineInfo,
     pub serial: String,
     pub control: MachineControl,
 }
@@ -98,11 +104,13 @@ pub fn run_rom(cfg: &MachineConfig, rom: &[u8], drives: Vec<File>) -> Option<Run
         serial: Box::new(serial.clone()),
     };
     let machine = Machine::build(cfg, files).expect("build machine");
+    let info = machine.info().clone();
     let control = machine.control();
     watchdog(control.clone(), 30);
     let reason = machine.run();
     Some(Run {
         reason,
+        info,
         serial: serial.text(),
         control,
     })
