@@ -373,6 +373,46 @@ fn pause_holds_the_io_thread_too() {
     eprintln!("paused after {at_pause} of {N} requests");
 }
 
+/// The available ring's NO_INTERRUPT flag: without it a used buffer sets
+/// InterruptStatus bit 0 (and raises the interrupt); with it neither, as on
+/// QEMU, so a polling driver has nothing to acknowledge.
+#[test]
+fn no_interrupt_flag_suppresses_the_used_interrupt() {
+    let mut d = Driver::new(vio::SLOT23);
+    d.init(u32::from(QSIZE), 1 << 9);
+    d.request(0, 0, 5, u64::from(at::DATA), 512, true);
+    d.reg_read(vio::INTERRUPT_STATUS, 0);
+    d.reg_write(vio::INTERRUPT_ACK, 1);
+    d.reg_read(vio::INTERRUPT_STATUS, 1);
+    d.asm.store16(at::AVAIL, 1); // VIRTQ_AVAIL_F_NO_INTERRUPT
+    d.request(1, 0, 5, u64::from(at::DATA + 0x1000), 512, true);
+    d.reg_read(vio::INTERRUPT_STATUS, 2);
+    d.asm.exit(0x10);
+    let mut cfg = config();
+    cfg.drives = vec![drive(false)];
+    let Some(run) = run_rom(&cfg, &protected_rom(&d.asm.code), vec![disk(64 * 1024)]) else {
+        return;
+    };
+    assert_eq!(run.reason, ExitReason::DebugExit(0x10), "{}", run.serial);
+    assert_eq!(
+        read_bytes(&run, at::STATUS, 2),
+        vec![0, 0],
+        "both requests OK"
+    );
+    assert_eq!(read_u32(&run, at::USED) >> 16, 2, "both used");
+    assert_eq!(
+        read_u32(&run, at::RESULTS),
+        1,
+        "used-ring interrupt without the flag"
+    );
+    assert_eq!(read_u32(&run, at::RESULTS + 4), 0, "acknowledged");
+    assert_eq!(
+        read_u32(&run, at::RESULTS + 8),
+        0,
+        "no interrupt with NO_INTERRUPT"
+    );
+}
+
 #[test]
 fn readonly_drive_refuses_writes_with_ioerr() {
     let mut d = Driver::new(vio::SLOT23);

@@ -164,6 +164,8 @@ pub mod vio {
     pub const QUEUE_NUM: u32 = 0x038;
     pub const QUEUE_READY: u32 = 0x044;
     pub const QUEUE_NOTIFY: u32 = 0x050;
+    pub const INTERRUPT_STATUS: u32 = 0x060;
+    pub const INTERRUPT_ACK: u32 = 0x064;
     pub const STATUS: u32 = 0x070;
     pub const DESC_LO: u32 = 0x080;
     pub const DESC_HI: u32 = 0x084;

@@ -91,10 +91,14 @@ impl VirtioMmioDevice {
             return;
         };
         match backend.notify(index, &cfg, &self.mem) {
-            Ok(true) => {
+            // As QEMU: with NO_INTERRUPT set neither the interrupt nor its
+            // InterruptStatus bit, which a polling driver would only have
+            // to read and acknowledge (two more exits per request).
+            Ok(true) if queue::driver_wants_interrupt(&self.mem, &cfg) => {
                 self.regs.signal_used();
                 self.irq.trigger();
             }
+            Ok(true) => {}
             Ok(false) => {}
             Err(fault) => {
                 self.last_fault = Some(fault);

@@ -9,7 +9,7 @@
 //! offered, so a descriptor flagged INDIRECT is an error.
 #![forbid(unsafe_code)]
 
-use std::sync::atomic::Ordering;
+use std::sync::atomic::{fence, Ordering};
 
 use vm_memory::{Bytes, GuestAddress, GuestMemoryBackend, GuestMemoryMmap};
 
@@ -18,6 +18,22 @@ use super::mmio::QueueConfig;
 pub const VIRTQ_DESC_F_NEXT: u16 = 1;
 pub const VIRTQ_DESC_F_WRITE: u16 = 2;
 pub const VIRTQ_DESC_F_INDIRECT: u16 = 4;
+/// In the available ring's flags: the driver asks not to be interrupted
+/// when buffers are used (virtio 1.x §2.7.7).
+pub const VIRTQ_AVAIL_F_NO_INTERRUPT: u16 = 1;
+
+/// Whether the driver of the queue `cfg` wants an interrupt for buffers the
+/// device has just used (no VIRTIO_F_EVENT_IDX here: only the available
+/// ring's NO_INTERRUPT flag counts). Call after publishing the used index:
+/// the fence orders that store before this load (§2.7.7.2). An unreadable
+/// flag (rings are checked to be in RAM, so only a bug) means yes.
+pub fn driver_wants_interrupt(mem: &GuestMemoryMmap, cfg: &QueueConfig) -> bool {
+    fence(Ordering::SeqCst);
+    mem.load::<u16>(GuestAddress(cfg.driver), Ordering::Acquire)
+        .map_or(true, |flags| {
+            u16::from_le(flags) & VIRTQ_AVAIL_F_NO_INTERRUPT == 0
+        })
+}
 
 /// Structural errors: the queue cannot be processed any further and the
 /// device must be marked DEVICE_NEEDS_RESET.
