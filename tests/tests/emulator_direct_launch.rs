@@ -94,6 +94,14 @@ fn paused_machine_args() -> Vec<String> {
 /// One connection: greeting, negotiation, `query-status` (prelaunch),
 /// `quit` until SHUTDOWN.
 fn qmp_session(sock: &Path) {
+    qmp_session_then_quit(sock, || {});
+}
+
+/// [`qmp_session`], calling `before_quit` between `query-status` and
+/// `quit`: a test that inspects the running emulator meanwhile keeps it
+/// alive until it is done (a start takes a few ms, less than one of its
+/// polls).
+fn qmp_session_then_quit(sock: &Path, before_quit: impl FnOnce()) {
     let mut s = UnixStream::connect(sock).unwrap();
     s.set_read_timeout(Some(Duration::from_secs(60))).unwrap();
     let mut r = BufReader::new(s.try_clone().unwrap());
@@ -108,6 +116,7 @@ fn qmp_session(sock: &Path) {
         got.last().unwrap()["return"],
         json!({"status": "prelaunch", "singlestep": false, "running": false})
     );
+    before_quit();
     s.write_all(b"{\"execute\": \"quit\"}\n").unwrap();
     read_until(&mut r, |v| v["event"] == json!("SHUTDOWN"));
 }
@@ -352,13 +361,21 @@ fn systemd_socket_activate_sandboxed_hands_activation_on() {
         "Listening on",
     );
     let pid = child.0.id();
-    // systemd-socket-activate execs the program on the first connection.
+    // systemd-socket-activate execs the program on the first connection;
+    // the session quits only once the confined child has been seen (or
+    // this thread failed and dropped `go`).
+    let (go, wait) = std::sync::mpsc::channel::<()>();
     let s = std::thread::spawn({
         let sock = sock.clone();
-        move || qmp_session(&sock)
+        move || {
+            qmp_session_then_quit(&sock, move || {
+                let _ = wait.recv();
+            })
+        }
     });
     let kid = confined_child(pid, &mut child.0);
     assert_filtered(kid);
+    drop(go);
     s.join().unwrap();
     let status = child.0.wait().unwrap();
     let mut rest = String::new();
