@@ -157,7 +157,7 @@ struct State {
     guest_reset_pending: bool,
     exit: Option<ExitReason>,
     /// vCPU and I/O threads that have returned (counted by
-    /// [`VcpuThreadDone`]).
+    /// [`ThreadDone`]).
     threads_done: usize,
 }
 
@@ -167,9 +167,9 @@ pub(crate) type ResetHook = Box<dyn Fn() + Send + Sync>;
 
 /// Held by a vCPU or I/O thread for its whole life; counts the thread as ended
 /// and wakes [`Shared::join_all`] when dropped, also on a panic.
-pub(crate) struct VcpuThreadDone(pub(crate) Arc<Shared>);
+pub(crate) struct ThreadDone(pub(crate) Arc<Shared>);
 
-impl Drop for VcpuThreadDone {
+impl Drop for ThreadDone {
     fn drop(&mut self) {
         guard(&self.0.state).threads_done += 1;
         self.0.changed.notify_all();
@@ -328,7 +328,7 @@ impl Shared {
     }
 
     /// After an exit: kick until every vCPU thread has ended, then join.
-    /// Each thread says when it ends ([`VcpuThreadDone`]), so the wait
+    /// Each thread says when it ends ([`ThreadDone`]), so the wait
     /// ends then and not at the next kick interval.
     pub(crate) fn join_all(&self) {
         let spawned = guard(&self.threads).len();

@@ -202,7 +202,7 @@ impl Machine {
             let spawned = std::thread::Builder::new()
                 .name(name.into())
                 .spawn(move || {
-                    let _done = control::VcpuThreadDone(shared.clone());
+                    let _done = control::ThreadDone(shared.clone());
                     if let Some(init) = init {
                         if let Err(e) = init() {
                             shared.request_exit(ExitReason::HostError(format!(

@@ -98,8 +98,7 @@ impl VirtioMmioDevice {
                 self.regs.signal_used();
                 self.irq.trigger();
             }
-            Ok(true) => {}
-            Ok(false) => {}
+            Ok(_) => {}
             Err(fault) => {
                 self.last_fault = Some(fault);
                 self.regs.set_needs_reset();
