@@ -4,9 +4,9 @@
 
 pub mod chardev;
 pub mod cli;
-pub mod config;
 pub mod devices;
 pub mod fds;
 pub mod machine;
 pub mod qmp;
 pub mod run;
+pub mod vm_config;

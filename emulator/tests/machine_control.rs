@@ -9,10 +9,10 @@ use std::time::{Duration, Instant};
 
 use common::guest::real_mode_rom;
 use common::{config, firmware_file, kvm, watchdog, Capture};
-use openhook_emulator::config::MachineConfig;
 use openhook_emulator::machine::{
     ExitReason, Machine, MachineControl, MachineEvent, MachineFiles, RunState, ShutdownCause,
 };
+use openhook_emulator::vm_config::MachineConfig;
 
 /// inc byte [0x5000]; jmp $
 const COUNT_AND_SPIN: &[u8] = &[0xfe, 0x06, 0x00, 0x50, 0xeb, 0xfe];

@@ -9,8 +9,8 @@ use std::io::{Read, Seek, SeekFrom, Write};
 
 use common::guest::{at, protected_rom, real_mode_rom, vio, Asm, Driver, QSIZE};
 use common::{config, run_rom};
-use openhook_emulator::config::DriveConfig;
 use openhook_emulator::machine::ExitReason;
+use openhook_emulator::vm_config::DriveConfig;
 
 #[test]
 fn real_mode_serial_and_debug_exit() {
@@ -603,7 +603,7 @@ fn hostile_unknown_request_type_gets_unsupp() {
 /// The guest programs PIT channel 0 (mode 2, count 0x1234), latches it and
 /// exits with the count's high byte: at most 0x12 with a PIT, 0xff (an
 /// unassigned port) without one.
-fn pit_probe(pit: openhook_emulator::config::OnOffAuto) -> Option<ExitReason> {
+fn pit_probe(pit: openhook_emulator::vm_config::OnOffAuto) -> Option<ExitReason> {
     let code = [
         0xb0, 0x34, 0xe6, 0x43, // mov al,0x34; out 0x43,al (ch0, lo/hi, mode 2)
         0xb0, 0x34, 0xe6, 0x40, // count low 0x34
@@ -619,7 +619,7 @@ fn pit_probe(pit: openhook_emulator::config::OnOffAuto) -> Option<ExitReason> {
 
 #[test]
 fn the_pit_exists_when_asked_for_and_not_by_default_for_firmware() {
-    use openhook_emulator::config::OnOffAuto;
+    use openhook_emulator::vm_config::OnOffAuto;
     let Some(on) = pit_probe(OnOffAuto::On) else {
         return;
     };

@@ -16,7 +16,7 @@ use landlock::{
 
 use crate::error::SandboxError;
 use crate::landlock::Support;
-use crate::profile::{LayerState, Mode};
+use crate::mode::{LayerState, Mode};
 use crate::seccomp::{install, DefaultAction, Needs, ThreadFilter, ThreadKind};
 use crate::sys;
 

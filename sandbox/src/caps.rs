@@ -5,7 +5,7 @@
 use caps::CapSet;
 
 use crate::error::SandboxError;
-use crate::profile::{LayerState, Mode};
+use crate::mode::{LayerState, Mode};
 use crate::sys;
 
 /// Capability number of CAP_SETPCAP (needed to shrink the bounding set).

@@ -16,7 +16,7 @@ use landlock::{
 };
 
 use crate::error::SandboxError;
-use crate::profile::{LayerState, Mode};
+use crate::mode::{LayerState, Mode};
 use crate::sys;
 
 /// The lowest ABI that has every feature the design asks for (TCP since 4,

@@ -12,6 +12,7 @@ pub mod broker;
 pub mod caps;
 pub mod error;
 pub mod landlock;
+pub mod mode;
 pub mod preexec;
 pub mod profile;
 mod report;
@@ -19,7 +20,8 @@ pub mod seccomp;
 mod sys;
 
 pub use error::SandboxError;
+pub use mode::{LayerState, Mode, MODE_ENV};
 pub use preexec::{ChildError, ChildStep, Namespace, PreExec, SandboxPolicy};
-pub use profile::{enter, LayerState, Layers, Mode, Profile, Report, MODE_ENV};
+pub use profile::{enter, Layers, Profile, Report};
 pub use report::{report, require_gaps};
 pub use seccomp::{DefaultAction, Needs, ThreadFilter, ThreadKind};

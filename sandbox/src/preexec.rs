@@ -23,7 +23,7 @@ use rustix::io::Errno;
 
 use crate::error::SandboxError;
 use crate::landlock;
-use crate::profile::Mode;
+use crate::mode::Mode;
 use crate::sys;
 
 /// Environment variables passed through by default (when set in the

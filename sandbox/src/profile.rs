@@ -2,54 +2,10 @@
 //! order — single-thread check, no_new_privs, capabilities, Landlock,
 //! seccomp — under one of three modes.
 
-use std::fmt;
-use std::str::FromStr;
-
 use crate::error::SandboxError;
+use crate::mode::{LayerState, Mode};
 use crate::seccomp::{install, DefaultAction, Needs, ThreadFilter, ThreadKind};
 use crate::{caps, landlock, sys};
-
-/// The environment variable through which a launcher (the broker) tells
-/// the process it starts which mode its policy asks for: `require`,
-/// `best-effort` or `off`. The emulator combines it with `-sandbox on|off`
-/// (see docs/sandbox.md).
-pub const MODE_ENV: &str = "OPENHOOK_SANDBOX_MODE";
-
-/// How strictly the layers are demanded.
-#[derive(Clone, Copy, Debug, PartialEq, Eq, Default)]
-pub enum Mode {
-    /// Refuse to start when any layer cannot be enforced (the default).
-    #[default]
-    Require,
-    /// Start anyway and say on stderr what is missing.
-    BestEffort,
-    /// Apply nothing and say so loudly on stderr (debugging only).
-    Off,
-}
-
-impl FromStr for Mode {
-    type Err = SandboxError;
-    fn from_str(s: &str) -> Result<Self, Self::Err> {
-        match s {
-            "require" => Ok(Self::Require),
-            "best-effort" => Ok(Self::BestEffort),
-            "off" => Ok(Self::Off),
-            other => Err(SandboxError::PreExec(format!(
-                "unknown sandbox mode `{other}` (expected require, best-effort or off)"
-            ))),
-        }
-    }
-}
-
-impl fmt::Display for Mode {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.write_str(match self {
-            Self::Require => "require",
-            Self::BestEffort => "best-effort",
-            Self::Off => "off",
-        })
-    }
-}
 
 /// Which layers `enter` applies. All on in production; the escape tests turn
 /// single layers on to show that each one stops what it claims on its own.
@@ -113,19 +69,6 @@ impl Profile {
             ..Self::default()
         }
     }
-}
-
-/// The outcome of one layer.
-#[derive(Clone, Debug, PartialEq, Eq)]
-pub enum LayerState {
-    /// Fully in force; the text says how.
-    Enforced(String),
-    /// In force with gaps; the text names them.
-    Partial(String),
-    /// Not in force; the text says why.
-    Missing(String),
-    /// Not requested (mode off, or layer turned off in the profile).
-    Skipped,
 }
 
 /// What `enter` did, and the filters later threads must load.

@@ -5,7 +5,7 @@ use std::path::PathBuf;
 
 use super::error::{CliError, Loc};
 use super::qemu_opts;
-use crate::config::{CacheMode, DebugExitConfig};
+use crate::vm_config::{CacheMode, DebugExitConfig};
 
 /// `-drive if=`
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]

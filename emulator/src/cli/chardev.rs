@@ -8,11 +8,11 @@ use std::path::PathBuf;
 use super::block::take_id;
 use super::error::{CliError, Loc};
 use super::qemu_opts::{self, OptsReader};
-use crate::config::{
+use crate::fds::activation::ActivatedFd;
+use crate::vm_config::{
     ChardevBackend, ChardevConfig, InheritedFd, MonitorConfig, MonitorMode, SerialConfig,
     SocketAddrConfig, SocketChardev,
 };
-use crate::fds::activation::ActivatedFd;
 
 pub const EXACTLY_ONE_ADDRESS: &str = "Exactly one of 'path', 'fd' or 'host' required";
 pub const TLS_FD_CLIENT: &str =

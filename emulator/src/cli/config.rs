@@ -14,10 +14,10 @@ use super::chardev;
 use super::error::{CliError, Loc};
 use super::machine_opts;
 use super::process_opts;
-use crate::config::{
+use crate::fds::activation::ActivatedFd;
+use crate::vm_config::{
     ChardevBackend, DriveConfig, KernelConfig, MachineConfig, MonitorMode, SerialConfig,
 };
-use crate::fds::activation::ActivatedFd;
 
 /// A virtio-blk device in command-line order.
 enum BlkSlot {
@@ -299,7 +299,7 @@ fn check_frontends(cfg: &MachineConfig) -> Result<(), CliError> {
 mod tests {
     use super::*;
     use crate::cli::parse_command_line;
-    use crate::config::{
+    use crate::vm_config::{
         AddFdConfig, CacheMode, ChardevConfig, DebugExitConfig, InheritedFd, MonitorConfig,
         SandboxSetting, SocketAddrConfig, SocketChardev,
     };

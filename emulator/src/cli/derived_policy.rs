@@ -23,8 +23,10 @@ use std::fmt::Write as _;
 use std::path::{Path, PathBuf};
 
 use super::error::CliError;
-use crate::config::{ChardevBackend, InheritedFd, MachineConfig, SerialConfig, SocketAddrConfig};
 use crate::fds::fdset::FDSET_PREFIX;
+use crate::vm_config::{
+    ChardevBackend, InheritedFd, MachineConfig, SerialConfig, SocketAddrConfig,
+};
 
 /// Lowest fd number given to a derived `[[listen]]` socket.
 pub const FIRST_LISTEN_FD: i32 = 10;

@@ -9,7 +9,7 @@
 use super::error::{CliError, Loc};
 use super::qemu_opts;
 use super::scalar;
-use crate::config::OnOffAuto;
+use crate::vm_config::OnOffAuto;
 
 /// `-machine` sub-options QEMU's microvm has that describe its fixed
 /// layout or host tuning; we accept them and ignore their values.

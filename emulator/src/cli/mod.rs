@@ -1,6 +1,6 @@
 //! The QEMU-compatible command line (style R7.1, R7.2): argv → recognised
 //! options (`args`) → QemuOpts per option (`qemu_opts`) → the validated
-//! [`MachineConfig`](crate::config::MachineConfig) (`config`). QEMU
+//! [`MachineConfig`](crate::vm_config::MachineConfig) (`config`). QEMU
 //! spellings live only here. Nothing in this module touches the OS.
 
 pub mod args;
@@ -19,8 +19,8 @@ use std::ffi::OsString;
 
 pub use error::CliError;
 
-use crate::config::MachineConfig;
 use crate::fds::activation::ActivatedFd;
+use crate::vm_config::MachineConfig;
 
 /// Parses the arguments after the program name. `activated` are the
 /// socket-activation listeners meant for us (see `fds::activation`), so

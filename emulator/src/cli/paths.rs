@@ -9,8 +9,8 @@
 use std::path::{Component, Path, PathBuf};
 
 use super::error::CliError;
-use crate::config::{ChardevBackend, MachineConfig, SerialConfig, SocketAddrConfig};
 use crate::fds::fdset::FDSET_PREFIX;
+use crate::vm_config::{ChardevBackend, MachineConfig, SerialConfig, SocketAddrConfig};
 
 /// `path` made absolute against `cwd` (itself absolute); `/dev/fdset/N`
 /// names are left alone.

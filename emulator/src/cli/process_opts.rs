@@ -3,7 +3,7 @@
 
 use super::error::{CliError, Loc};
 use super::qemu_opts;
-use crate::config::{AddFdConfig, InheritedFd, SandboxSetting};
+use crate::vm_config::{AddFdConfig, InheritedFd, SandboxSetting};
 
 pub const ADD_FD_FD_REQUIRED: &str = "fd option is required and must be non-negative";
 pub const ADD_FD_STDIO: &str = "fd cannot be a standard I/O stream";

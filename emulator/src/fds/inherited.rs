@@ -29,7 +29,7 @@ use rustix::io::FdFlags;
 
 use super::activation::{self, ActivatedFd, Activation, ActivationEnv, ActivationError};
 use crate::cli::process_opts::ADD_FD_NOT_VALID;
-use crate::config::{ChardevBackend, InheritedFd, MachineConfig, SocketAddrConfig};
+use crate::vm_config::{ChardevBackend, InheritedFd, MachineConfig, SocketAddrConfig};
 
 /// Why an inherited fd could not be claimed; one start-up error line.
 #[derive(Debug, thiserror::Error)]
@@ -319,7 +319,7 @@ pub fn claim_all(
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::config::{AddFdConfig, ChardevConfig, SocketChardev};
+    use crate::vm_config::{AddFdConfig, ChardevConfig, SocketChardev};
     use std::os::fd::{AsRawFd, IntoRawFd, RawFd};
 
     /// A real inheritable fd (close-on-exec clear), as a parent would pass.

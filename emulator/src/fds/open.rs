@@ -26,7 +26,7 @@ use rustix::fs::{Mode, OFlags};
 
 use super::fdset::{self, AddFdInfo, FdNum, FdSetError, FdSetInfo, FdSets};
 use super::inherited::ClaimedAddFd;
-use crate::config::SandboxSetting;
+use crate::vm_config::SandboxSetting;
 
 /// What the broker's client offers (`openhook_wire::hook::HookClient`).
 /// `flags` are Linux `O_*` bits.

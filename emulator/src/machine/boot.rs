@@ -23,7 +23,7 @@ use super::kvm::KvmVm;
 use super::layout::{self, MemoryLayout, MIB};
 use super::vcpu::Vcpu;
 use super::BuildError;
-use crate::config::DriveConfig;
+use crate::vm_config::DriveConfig;
 
 const GDT_ADDR: u64 = 0x500;
 const IDT_ADDR: u64 = 0x520;

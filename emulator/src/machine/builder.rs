@@ -21,12 +21,12 @@ use super::layout::{self, MemoryLayout};
 use super::vcpu::{Buses, Vcpu};
 use super::SerialInput;
 use super::{BuildError, Machine, MachineFiles, MachineInfo};
-use crate::config::{MachineConfig, OnOffAuto};
 use crate::devices::debug_exit::DebugExit;
 use crate::devices::serial::SerialDevice;
 use crate::devices::virtio::blk::BlockDevice;
 use crate::devices::virtio::{mmio, VirtioMmioDevice};
 use crate::devices::IrqLine;
+use crate::vm_config::{MachineConfig, OnOffAuto};
 
 /// QEMU's addresses for the VMX real-mode helpers (below the 16 MiB
 /// firmware window, above the local APIC page).

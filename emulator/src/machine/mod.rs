@@ -35,7 +35,7 @@ use self::control::Shared;
 pub use self::control::{ExitReason, MachineControl, MachineEvent, RunState, ShutdownCause};
 use self::kvm::KvmVm;
 use self::vcpu::{Buses, Vcpu};
-use crate::config::MachineConfig;
+use crate::vm_config::MachineConfig;
 
 /// Everything the machine reads or writes, already open (by `fds::open`,
 /// from the broker, or from a monitor). Order and presence must match the

@@ -1,28 +1,23 @@
 //! What the monitor needs from the rest of the emulator, as traits, and
 //! their one implementation each over the emulator's real parts:
-//! - [`Machine`]: run control and guest RAM, implemented for
+//! - [`MachineBackend`]: run control and guest RAM, implemented for
 //!   [`MachineControl`] (the vm engineer's handle; `qmp` depends on
 //!   `machine`, never the reverse);
 //! - [`FdSets`]: the fd-set store behind `add-fd`/`remove-fd`/
 //!   `query-fdsets` and the single open entry, implemented for
 //!   [`Opener`] (`fds::open` over the pure rules of `fds::fdset`).
-//!
-//! [`forward_events`] turns the machine's events into QMP events.
 #![forbid(unsafe_code)]
 
 use std::io;
 use std::os::fd::OwnedFd;
 use std::path::Path;
-use std::sync::Arc;
-use std::thread::JoinHandle;
 
-use serde_json::{json, Value};
+use serde_json::Value;
 
 use super::error::QmpError;
-use super::server::Hub;
 use crate::fds::fdset::AddFdInfo;
 use crate::fds::open::{OpenedFile, Opener};
-use crate::machine::{MachineControl, MachineEvent, RunState};
+use crate::machine::{MachineControl, RunState};
 
 /// QAPI `RunState` as QMP prints it, plus whether vCPUs run.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -34,7 +29,7 @@ pub struct RunStatus {
 
 /// The running machine, as the monitor drives it. Calls are made from
 /// monitor threads; implementations synchronise internally.
-pub trait Machine: Send + Sync {
+pub trait MachineBackend: Send + Sync {
     fn status(&self) -> RunStatus;
     /// `stop`: park the vCPUs (emits STOP when the state changes).
     fn pause(&self);
@@ -96,7 +91,7 @@ impl FdSets for Opener {
     }
 }
 
-impl Machine for MachineControl {
+impl MachineBackend for MachineControl {
     fn status(&self) -> RunStatus {
         let s = MachineControl::status(self);
         RunStatus {
@@ -131,86 +126,5 @@ impl Machine for MachineControl {
 
     fn read_memory(&self, addr: u64, buf: &mut [u8]) -> io::Result<()> {
         MachineControl::read_memory(self, addr, buf).map_err(|e| io::Error::other(e.to_string()))
-    }
-}
-
-/// A machine event as QMP prints it: name and `data` (QEMU's shapes:
-/// `RESET`/`SHUTDOWN` carry `{"guest": bool, "reason": ShutdownCause}`,
-/// `STOP`/`RESUME`/`POWERDOWN` have no data).
-pub fn qmp_event(e: &MachineEvent) -> (&'static str, Option<Value>) {
-    let data = match e {
-        MachineEvent::Reset { guest, reason } | MachineEvent::Shutdown { guest, reason } => {
-            Some(json!({"guest": guest, "reason": reason.as_qmp_str()}))
-        }
-        MachineEvent::Stop | MachineEvent::Resume | MachineEvent::Powerdown => None,
-    };
-    (e.name(), data)
-}
-
-/// The thread forwarding machine events into the hub.
-pub struct EventForwarder {
-    control: MachineControl,
-    thread: JoinHandle<()>,
-}
-
-impl EventForwarder {
-    /// Once the machine has ended: forwards every event it sent (e.g.
-    /// SHUTDOWN on `quit`), then stops. Closing the machine's event stream
-    /// wakes the thread at once; it used to poll a stop flag every 100 ms,
-    /// which held every exit up by 50 ms on average.
-    pub fn finish(self) {
-        self.control.close_events();
-        let _ = self.thread.join();
-    }
-}
-
-/// Starts a thread that forwards every machine event into the hub until
-/// the machine's event stream is closed ([`EventForwarder::finish`]).
-pub fn forward_events(control: &MachineControl, hub: Arc<Hub>) -> io::Result<EventForwarder> {
-    let rx = control.subscribe();
-    let thread = std::thread::Builder::new()
-        .name("qmp-events".into())
-        .spawn(move || {
-            while let Ok(e) = rx.recv() {
-                let (name, data) = qmp_event(&e);
-                hub.emit(name, data);
-            }
-        })?;
-    Ok(EventForwarder {
-        control: control.clone(),
-        thread,
-    })
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-    use crate::machine::ShutdownCause;
-
-    #[test]
-    fn event_shapes_are_qemus() {
-        assert_eq!(qmp_event(&MachineEvent::Stop), ("STOP", None));
-        assert_eq!(qmp_event(&MachineEvent::Resume), ("RESUME", None));
-        assert_eq!(qmp_event(&MachineEvent::Powerdown), ("POWERDOWN", None));
-        assert_eq!(
-            qmp_event(&MachineEvent::Reset {
-                guest: false,
-                reason: ShutdownCause::HostQmpSystemReset
-            }),
-            (
-                "RESET",
-                Some(json!({"guest": false, "reason": "host-qmp-system-reset"}))
-            )
-        );
-        assert_eq!(
-            qmp_event(&MachineEvent::Shutdown {
-                guest: true,
-                reason: ShutdownCause::GuestReset
-            }),
-            (
-                "SHUTDOWN",
-                Some(json!({"guest": true, "reason": "guest-reset"}))
-            )
-        );
     }
 }

@@ -23,16 +23,17 @@ use std::time::Duration;
 
 use crate::chardev::registry::SerialWriter;
 use crate::chardev::{ChardevOutput, Chardevs, SocketOutput, SERIAL0};
-use crate::config::{
-    ChardevBackend, ChardevConfig, MachineConfig, MonitorMode, SerialConfig, SocketAddrConfig,
-    SocketChardev, OUTPUT_FILE_FLAGS, OUTPUT_FILE_MODE,
-};
 use crate::fds::inherited::InheritedFds;
 use crate::fds::open::Opener;
 use crate::machine::MachineControl;
+use crate::vm_config::{
+    ChardevBackend, ChardevConfig, MachineConfig, MonitorMode, SerialConfig, SocketAddrConfig,
+    SocketChardev, OUTPUT_FILE_FLAGS, OUTPUT_FILE_MODE,
+};
 
-use super::backend::{forward_events, EventForwarder};
-use super::server::{self, Hub, HubParts, Monitor, Transport};
+use super::events::{forward_events, EventForwarder};
+use super::hub::{Hub, HubParts, Monitor};
+use super::server::{self, Transport};
 
 #[derive(Debug, thiserror::Error)]
 pub enum StartupError {

@@ -7,9 +7,9 @@
 use std::fs::File;
 use std::path::Path;
 
-use crate::config::MachineConfig;
 use crate::fds::open::{OpenedFile, Opener};
 use crate::machine::MachineFiles;
+use crate::vm_config::MachineConfig;
 
 #[derive(Debug, thiserror::Error)]
 pub enum FilesError {

@@ -1,7 +1,7 @@
 //! The emulator's start-up sequence, called by `main.rs`:
 //!
 //! 1. parse the command line (socket-activation listeners included) into
-//!    a [`MachineConfig`](crate::config::MachineConfig);
+//!    a [`MachineConfig`](crate::vm_config::MachineConfig);
 //! 2. claim every inherited fd (`-open-hook-fd`, `-add-fd`, chardev
 //!    `fd=`, `LISTEN_FDS`) and block the termination signals;
 //! 3. enter the sandbox (`openhook_sandbox::enter`) — before any thread
@@ -68,7 +68,7 @@ pub const PRINT_DERIVED_POLICY: &str = "--print-derived-policy";
 
 /// Makes every path in `config` absolute against the current directory,
 /// so the broker (which refuses relative names) sees the same files.
-fn absolutize(config: &mut crate::config::MachineConfig) -> Result<(), crate::cli::CliError> {
+fn absolutize(config: &mut crate::vm_config::MachineConfig) -> Result<(), crate::cli::CliError> {
     let cwd = std::env::current_dir().unwrap_or_default();
     crate::cli::paths::absolutize(config, &cwd)
 }
@@ -117,7 +117,7 @@ pub fn main_with_args(args: Vec<OsString>) -> i32 {
     // which launches the confined emulator. Nothing has been claimed or
     // opened yet, so every fd we were given is still inheritable.
     if config.hook_fd.is_none()
-        && config.sandbox == crate::config::SandboxSetting::On
+        && config.sandbox == crate::vm_config::SandboxSetting::On
         && std::env::var_os(openhook_sandbox::MODE_ENV).is_none()
     {
         return fail(reexec::exec(&config, &own_args, activation.as_ref()));

@@ -5,7 +5,7 @@
 
 use openhook_sandbox::Mode;
 
-use crate::config::SandboxSetting;
+use crate::vm_config::SandboxSetting;
 
 /// Why the mode could not be decided.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]

@@ -23,8 +23,8 @@ use std::os::unix::process::CommandExt;
 use std::path::{Path, PathBuf};
 
 use crate::cli::derived_policy::{self, DerivedPolicy};
-use crate::config::MachineConfig;
 use crate::fds::activation::Activation;
+use crate::vm_config::MachineConfig;
 
 /// The broker's executable name.
 pub const BROKER: &str = "openhook-broker";

@@ -10,8 +10,8 @@ use std::os::fd::OwnedFd;
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
-use openhook_emulator::config::{DebugExitConfig, MachineConfig};
 use openhook_emulator::machine::{ExitReason, Machine, MachineControl, MachineFiles, MachineInfo};
+use openhook_emulator::vm_config::{DebugExitConfig, MachineConfig};
 
 /// `/dev/kvm`, or `None` (test skipped) when it cannot be opened and
 /// `OPENHOOK_REQUIRE_KVM` is not `1` — with it set, the test fails.

@@ -25,7 +25,7 @@ use libfuzzer_sys::fuzz_target;
 use openhook_broker::policy;
 use openhook_emulator::cli::qemu_opts::{parse, OptsError, QemuOpts};
 use openhook_emulator::cli::{derived_policy, parse_command_line, paths};
-use openhook_emulator::config::{ChardevBackend, SerialConfig};
+use openhook_emulator::vm_config::{ChardevBackend, SerialConfig};
 
 fn escape(v: &str) -> String {
     v.replace(',', ",,")

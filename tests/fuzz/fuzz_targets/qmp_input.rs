@@ -1,7 +1,7 @@
 //! QMP input: QEMU's JSON lexer and streamer (`wire/src/qmp/{lexer,stream,
 //! parse}.rs`), the session (`emulator/src/qmp/session.rs`) and the real
 //! command dispatch (`emulator/src/qmp/commands/`), driven with a stand-in
-//! machine (the `Machine` trait), the real fd-set store and chardev
+//! machine (the `MachineBackend` trait), the real fd-set store and chardev
 //! registry, and real fds in the SCM_RIGHTS batch.
 //!
 //! The first input byte picks the limits (QEMU-sized or tiny, to reach the
@@ -30,8 +30,10 @@ use libfuzzer_sys::fuzz_target;
 use openhook_emulator::chardev::registry::Chardevs;
 use openhook_emulator::fds::open::{HookOpen, Opener};
 use openhook_emulator::qmp::commands::Ctx;
-use openhook_emulator::qmp::server::FdBatch;
-use openhook_emulator::qmp::{FdSets, Hub, HubParts, Machine, Monitor, Output, RunStatus, Session};
+use openhook_emulator::qmp::FdBatch;
+use openhook_emulator::qmp::{
+    FdSets, Hub, HubParts, MachineBackend, Monitor, Output, RunStatus, Session,
+};
 use openhook_wire::qmp::Limits;
 use serde_json::Value;
 
@@ -42,7 +44,7 @@ struct Stand {
 
 const MAP: [(u64, u64); 2] = [(0, 0x4000), (0x10_0000, 0x1000)];
 
-impl Machine for Stand {
+impl MachineBackend for Stand {
     fn status(&self) -> RunStatus {
         if self.running.load(Ordering::Relaxed) {
             RunStatus {
@@ -156,7 +158,7 @@ fn memfd() -> OwnedFd {
 /// Feeds `input` in chunks of `chunk` bytes (0: all at once); `fds`
 /// attaches a fresh fd to every chunk whose index has that bit set.
 fn run(input: &[u8], limits: Limits, chunk: usize, fds: u8) -> Run {
-    let machine: Arc<dyn Machine> = Arc::new(Stand {
+    let machine: Arc<dyn MachineBackend> = Arc::new(Stand {
         running: AtomicBool::new(true),
     });
     // The real fd-set store and single open entry, behind a hook that

@@ -43,7 +43,7 @@ use std::fs::File;
 use std::os::unix::fs::FileExt;
 
 use libfuzzer_sys::fuzz_target;
-use openhook_emulator::config::CacheMode;
+use openhook_emulator::vm_config::CacheMode;
 use openhook_emulator::devices::virtio::blk::io::Disk;
 use openhook_emulator::devices::virtio::blk::request::{
     split_chain, total_len, validate, BlkHeader, BlkKind, DiskInfo, HEADER_LEN, SECTOR_SIZE,

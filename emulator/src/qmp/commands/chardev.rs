@@ -27,9 +27,9 @@ use crate::cli::chardev::{
     RECONNECT_FD, RECONNECT_SERVER, TLS_AUTHZ, TLS_FD_CLIENT, TLS_UNIX, WAIT_CLIENT,
 };
 use crate::cli::qemu_opts;
-use crate::config::{OUTPUT_FILE_FLAGS, OUTPUT_FILE_MODE};
 use crate::qmp::args::Args;
 use crate::qmp::error::QmpError;
+use crate::vm_config::{OUTPUT_FILE_FLAGS, OUTPUT_FILE_MODE};
 
 /// Every QAPI `ChardevBackend` type (so a valid but unsupported one gets
 /// a clear refusal, not a schema error).

@@ -17,7 +17,7 @@ use serde_json::{json, Value};
 use super::getfd::take_named;
 use super::{empty, Ctx};
 use crate::qmp::args::Args;
-use crate::qmp::backend::Machine;
+use crate::qmp::backend::MachineBackend;
 use crate::qmp::error::QmpError;
 
 const CHUNK: usize = 1 << 20;
@@ -55,7 +55,12 @@ fn zeros(out: &OwnedFd, mut len: u64, buf: &mut [u8]) -> std::io::Result<()> {
     Ok(())
 }
 
-fn copy(m: &dyn Machine, begin: u64, pieces: &[(u64, u64)], out: &OwnedFd) -> std::io::Result<u64> {
+fn copy(
+    m: &dyn MachineBackend,
+    begin: u64,
+    pieces: &[(u64, u64)],
+    out: &OwnedFd,
+) -> std::io::Result<u64> {
     let mut buf = vec![0u8; CHUNK];
     let mut total = 0u64;
     let mut at = begin;

@@ -16,9 +16,9 @@ use std::sync::Arc;
 use serde_json::Value;
 
 use super::args::Args;
-use super::backend::Machine;
+use super::backend::MachineBackend;
 use super::error::QmpError;
-use super::server::{FdBatch, Hub, Monitor};
+use super::hub::{FdBatch, Hub, Monitor};
 use super::session::{Effect, Handler};
 
 /// Every command the monitor knows, in `query-commands` order.
@@ -54,7 +54,7 @@ pub struct Ctx<'a> {
 }
 
 impl Ctx<'_> {
-    fn machine(&self) -> Result<&Arc<dyn Machine>, QmpError> {
+    fn machine(&self) -> Result<&Arc<dyn MachineBackend>, QmpError> {
         self.hub
             .machine()
             .ok_or_else(|| QmpError::generic("This monitor has no machine attached"))

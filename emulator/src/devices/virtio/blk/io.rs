@@ -15,7 +15,7 @@ use vm_memory::{Bytes, GuestAddress, GuestMemoryBackend, GuestMemoryMmap};
 
 use super::request::{BlkKind, BlkRequest, Segment, ID_BYTES, SECTOR_SIZE};
 use super::vectored::{self, Direction};
-use crate::config::CacheMode;
+use crate::vm_config::CacheMode;
 
 /// Bounce-buffer chunk for O_DIRECT files with unaligned guest buffers.
 const BOUNCE_CHUNK: usize = 256 * 1024;

@@ -17,7 +17,7 @@ use self::request::{BlkHeader, DiskInfo, Segment, HEADER_LEN};
 use super::mmio::QueueConfig;
 use super::queue::{Descriptor, SplitQueue};
 use super::{DeviceFault, VirtioBackend};
-use crate::config::CacheMode;
+use crate::vm_config::CacheMode;
 
 pub const DEVICE_ID: u32 = 2;
 /// Largest queue the device offers (QueueNumMax).
