@@ -4,6 +4,7 @@
 pub mod activation;
 pub mod ambient;
 pub mod audit;
+pub mod explain;
 pub mod inherited;
 pub mod launch;
 pub mod policy;

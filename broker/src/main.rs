@@ -2,12 +2,14 @@
 //! (or `--policy-fd N [--pass-fd N]...` — how a directly launched
 //! `openhook-emulator` re-executes itself as the broker),
 //! `openhook-broker --print-derived-policy -- openhook-emulator [ARGS...]`
-//! and `openhook-broker check [--policy FILE] [--sandbox]`.
+//! `openhook-broker check [--policy FILE] [--sandbox]` and
+//! `openhook-broker check --policy FILE --explain PATH [--access r|w|rw]
+//! [--create] [--truncate] [--type TYPE]`.
 //!
 //! Exit status: the child's (128 + signal when it was killed); 125 when the
 //! broker cannot start it (bad policy, missing root, ...), 126 when the
 //! program is not executable, 127 when it is not found. `check`: 0 valid,
-//! 1 invalid.
+//! 1 invalid; `check --explain`: 0 allowed, 1 denied, 2 bad policy.
 
 use std::ffi::OsString;
 use std::os::fd::AsFd;
@@ -17,7 +19,7 @@ use std::process::ExitCode;
 use clap::{Parser, Subcommand};
 use openhook_broker::ambient::{self, Ambient};
 use openhook_broker::launch::{self, LaunchSpec};
-use openhook_broker::{activation, inherited, policy, serve};
+use openhook_broker::{activation, explain, inherited, policy, serve};
 
 #[derive(Parser)]
 #[command(
@@ -67,6 +69,28 @@ enum Command {
         /// would start here).
         #[arg(long)]
         sandbox: bool,
+        /// Explain the decision the broker would take for an open of PATH:
+        /// the deciding rule (file:line) and the matching rules that lost.
+        /// Exit status 0 allowed, 1 denied, 2 bad policy or arguments.
+        #[arg(
+            long,
+            value_name = "PATH",
+            requires = "policy",
+            conflicts_with = "sandbox"
+        )]
+        explain: Option<PathBuf>,
+        /// With --explain: the access requested.
+        #[arg(long, value_name = "ACCESS", default_value = "r", value_parser = ["r", "w", "rw"], requires = "explain")]
+        access: String,
+        /// With --explain: the open creates the file (O_CREAT).
+        #[arg(long, requires = "explain")]
+        create: bool,
+        /// With --explain: the open truncates the file (O_TRUNC).
+        #[arg(long, requires = "explain")]
+        truncate: bool,
+        /// With --explain: the type of the file the open would find.
+        #[arg(long = "type", value_name = "TYPE", value_parser = ["file", "dir", "char", "block", "fifo", "socket"], requires = "explain")]
+        file_type: Option<String>,
     },
 }
 
@@ -91,6 +115,18 @@ fn check(path: Option<&std::path::Path>, sandbox: bool) -> ExitCode {
         }
     }
     ExitCode::SUCCESS
+}
+
+/// `check --policy P --explain PATH ...`: 0 allowed, 1 denied, 2 when the
+/// policy does not load.
+fn explain(policy: &std::path::Path, req: explain::Request) -> ExitCode {
+    let policy = match policy::load(policy) {
+        Ok(p) => p,
+        Err(e) => return fail(2, e),
+    };
+    let e = explain::explain(&policy, &req);
+    print!("{}", e.text);
+    ExitCode::from(if e.allowed { 0 } else { 1 })
 }
 
 /// Where the policy comes from.
@@ -245,7 +281,33 @@ fn main() -> ExitCode {
         .init();
     let cli = Cli::parse();
     match cli.command {
-        Some(Command::Check { policy, sandbox }) => check(policy.as_deref(), sandbox),
+        Some(Command::Check {
+            policy: Some(policy),
+            explain: Some(path),
+            access,
+            create,
+            truncate,
+            file_type,
+            ..
+        }) => explain(
+            &policy,
+            explain::Request {
+                path: path.into_os_string().into_encoded_bytes(),
+                access: match access.as_str() {
+                    "w" => policy::Access::Write,
+                    "rw" => policy::Access::ReadWrite,
+                    _ => policy::Access::Read,
+                },
+                create,
+                truncate,
+                file_type: policy::FileType::ALL
+                    .into_iter()
+                    .find(|t| Some(t.as_str()) == file_type.as_deref()),
+            },
+        ),
+        Some(Command::Check {
+            policy, sandbox, ..
+        }) => check(policy.as_deref(), sandbox),
         None if cli.print_derived_policy => print_derived_policy(&cli.program),
         None => {
             let source = match (&cli.policy, cli.policy_fd) {

@@ -45,9 +45,8 @@ pub fn open_beneath(root: &RuleRoot, allowed: &Allowed<'_>) -> Result<OwnedFd, R
     )?;
     let st = rustix::fs::fstat(&fd)?;
     let ftype = FileType::from_st_mode(st.st_mode);
-    match ftype {
-        Some(t) if allowed.types.contains(t) => {}
-        _ => return Err(ResolveError::TypeMismatch(ftype)),
+    if !allowed.permits_type(ftype) {
+        return Err(ResolveError::TypeMismatch(ftype));
     }
     if allowed.truncate && ftype == Some(FileType::File) {
         rustix::fs::ftruncate(&fd, 0)?;

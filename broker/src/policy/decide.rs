@@ -9,7 +9,7 @@ use openhook_wire::Errno;
 use rustix::fs::ResolveFlags;
 
 use super::flags::{self, FlagError, O_CLOEXEC, O_NOCTTY, O_NONBLOCK, O_TRUNC};
-use super::model::{Access, FileTypes, Policy, RootId, RuleId};
+use super::model::{Access, FileType, FileTypes, Policy, RootId, RuleId};
 
 /// Longest name a request may carry (design §4: longer → `ENAMETOOLONG`).
 pub const MAX_PATH: usize = 4095;
@@ -37,6 +37,15 @@ pub struct Allowed<'a> {
     pub types: FileTypes,
     /// The deciding rule.
     pub rule: RuleId,
+}
+
+impl Allowed<'_> {
+    /// True when a file of type `ftype` (`None`: a type the policy cannot
+    /// name) may be handed out under the deciding rule: the check
+    /// `resolve.rs` applies after `fstat`, and `check --explain` reports.
+    pub fn permits_type(&self, ftype: Option<FileType>) -> bool {
+        ftype.is_some_and(|t| self.types.contains(t))
+    }
 }
 
 /// Why a request was refused.
@@ -155,6 +164,50 @@ fn rel_below(path: &[u8], end: usize) -> &[u8] {
     }
 }
 
+/// Why `old` lost to an exact rule at the request's own node: a subtree
+/// rule on that very path loses as the less specific spelling, one from a
+/// shorter path as a shorter match.
+fn superseded_by_exact(same_node_tree: Option<RuleId>, old: RuleId) -> Lost {
+    if same_node_tree == Some(old) {
+        Lost::ExactOverSubtree
+    } else {
+        Lost::LongerMatch
+    }
+}
+
+/// Why a matching rule did not decide a request (reported to a [`Trace`]).
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Lost {
+    /// A rule of the same kind on a longer path matched.
+    LongerMatch,
+    /// An exact rule on the same path matched (it beats the subtree rule).
+    ExactOverSubtree,
+    /// A deny rule matched, and a matching deny always wins.
+    DenyWins,
+}
+
+impl fmt::Display for Lost {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(match self {
+            Lost::LongerMatch => "a longer match decides",
+            Lost::ExactOverSubtree => "an exact rule on the same path beats a subtree rule",
+            Lost::DenyWins => "a matching deny rule wins",
+        })
+    }
+}
+
+/// What [`decide_traced`] reports besides its result: every matching rule
+/// that did not decide, the rule that beat it, and why. The deciding rule
+/// is the result's (`Allowed::rule`, `Denial::rule`). `openhook-broker
+/// check --explain` records these; [`decide`] passes `()`, whose empty
+/// methods compile away, so serving pays nothing for the reporting.
+pub trait Trace {
+    /// `rule` matched the path but `winner` took precedence.
+    fn lost(&mut self, _rule: RuleId, _winner: RuleId, _why: Lost) {}
+}
+
+impl Trace for () {}
+
 /// Decides a request. Deny rules win; otherwise the longest matching allow
 /// rule decides (an exact rule beats a subtree rule on the same path).
 pub fn decide<'a>(
@@ -162,6 +215,17 @@ pub fn decide<'a>(
     path: &'a [u8],
     flags: u32,
     mode: u32,
+) -> Result<Allowed<'a>, Denial> {
+    decide_traced(policy, path, flags, mode, &mut ())
+}
+
+/// [`decide`], reporting to `trace` each matching rule that lost and why.
+pub fn decide_traced<'a, T: Trace>(
+    policy: &Policy,
+    path: &'a [u8],
+    flags: u32,
+    mode: u32,
+    trace: &mut T,
 ) -> Result<Allowed<'a>, Denial> {
     let deny = |reason, rule| Denial {
         errno: policy.deny_errno,
@@ -174,7 +238,8 @@ pub fn decide<'a>(
         rule: None,
     })?;
 
-    // Walk the rule index component by component.
+    // Walk the rule index component by component; a rule found deeper
+    // supersedes the one of its kind found so far.
     let nodes = &policy.index.nodes;
     let mut node = &nodes[0];
     let mut allow: Option<(RuleId, usize)> = node.tree_allow.map(|r| (r, 0));
@@ -192,9 +257,15 @@ pub fn decide<'a>(
                 }
             }
             if let Some(r) = node.tree_allow {
+                if let Some((old, _)) = allow {
+                    trace.lost(old, r, Lost::LongerMatch);
+                }
                 allow = Some((r, end));
             }
             if let Some(r) = node.tree_deny {
+                if let Some(old) = denied {
+                    trace.lost(old, r, Lost::LongerMatch);
+                }
                 denied = Some(r);
             }
         }
@@ -202,14 +273,23 @@ pub fn decide<'a>(
     let mut exact = false;
     if whole {
         if let Some(r) = node.exact_deny {
+            if let Some(old) = denied {
+                trace.lost(old, r, superseded_by_exact(node.tree_deny, old));
+            }
             denied = Some(r);
         }
         if let Some(r) = node.exact_allow {
+            if let Some((old, _)) = allow {
+                trace.lost(old, r, superseded_by_exact(node.tree_allow, old));
+            }
             allow = Some((r, path.len()));
             exact = true;
         }
     }
     if let Some(r) = denied {
+        if let Some((a, _)) = allow {
+            trace.lost(a, r, Lost::DenyWins);
+        }
         return Err(deny(DenyReason::DenyRule, Some(r)));
     }
     let Some((rule_id, end)) = allow else {
@@ -532,6 +612,70 @@ access = "rw"
         }
     }
 
+    /// Records what [`decide_traced`] reports.
+    #[derive(Default)]
+    struct Record(Vec<(RuleId, RuleId, Lost)>);
+
+    impl Trace for Record {
+        fn lost(&mut self, rule: RuleId, winner: RuleId, why: Lost) {
+            self.0.push((rule, winner, why));
+        }
+    }
+
+    #[test]
+    fn trace_reports_the_rules_that_lost() {
+        let p = policy();
+        let r = |path| rule_at(&p, path);
+        let mut t = Record::default();
+        let a = decide_traced(&p, b"/srv/vm1/ro/disk.img", 2, 0, &mut t).expect("allowed");
+        assert_eq!(a.rule, r("/srv/vm1/ro/disk.img"));
+        assert_eq!(
+            t.0,
+            [
+                (r("/srv/vm1/"), r("/srv/vm1/ro/"), Lost::LongerMatch),
+                (
+                    r("/srv/vm1/ro/"),
+                    r("/srv/vm1/ro/disk.img"),
+                    Lost::LongerMatch
+                ),
+            ]
+        );
+        let mut t = Record::default();
+        let d = decide_traced(&p, b"/srv/vm1/secret/key", 0, 0, &mut t).expect_err("denied");
+        assert_eq!(d.rule, Some(r("/srv/vm1/secret/")));
+        assert_eq!(
+            t.0,
+            [(r("/srv/vm1/"), r("/srv/vm1/secret/"), Lost::DenyWins)]
+        );
+        // The winner's own checks still refuse: the trace is unchanged.
+        let mut t = Record::default();
+        let d = decide_traced(&p, b"/srv/vm1/ro/other", 2, 0, &mut t).expect_err("read-only");
+        assert_eq!(d.reason, DenyReason::AccessNotGranted);
+        assert_eq!(
+            t.0,
+            [(r("/srv/vm1/"), r("/srv/vm1/ro/"), Lost::LongerMatch)]
+        );
+
+        let p = parse(
+            "version = 1\n[[allow]]\npath = \"/a/\"\n[[allow]]\npath = \"/a\"\naccess = \"rw\"\n",
+            "t.toml",
+        )
+        .expect("parses");
+        let mut t = Record::default();
+        let a = decide_traced(&p, b"/a", 2, 0, &mut t).expect("allowed");
+        assert_eq!(a.rule, RuleId(1));
+        assert_eq!(t.0, [(RuleId(0), RuleId(1), Lost::ExactOverSubtree)]);
+    }
+
+    #[test]
+    fn permits_type_is_the_rules_types() {
+        let p = policy();
+        let a = decide(&p, b"/dev/kvm", 2, 0).expect("allowed");
+        assert!(a.permits_type(Some(FileType::Char)));
+        assert!(!a.permits_type(Some(FileType::File)));
+        assert!(!a.permits_type(None));
+    }
+
     #[test]
     fn mode_is_clamped() {
         let p = policy();
@@ -670,6 +814,22 @@ access = "rw"
             }
             let policy = parse(&text, "prop.toml").expect("generated policy parses");
             let got = decide(&policy, path.as_bytes(), 0, 0);
+            // The traced decision is the same, and every matching rule is
+            // either the deciding one or reported lost exactly once.
+            let mut trace = Record::default();
+            let traced = decide_traced(&policy, path.as_bytes(), 0, 0, &mut trace);
+            prop_assert_eq!(&traced, &got);
+            let winner = match &got {
+                Ok(a) => Some(a.rule),
+                Err(d) => d.rule,
+            };
+            let mut seen: Vec<usize> = trace.0.iter().map(|(r, _, _)| r.0).collect();
+            seen.extend(winner.map(|r| r.0));
+            seen.sort_unstable();
+            let matching: Vec<usize> = (0..kept.len())
+                .filter(|&i| naive(&kept[i..=i], &path).is_some())
+                .collect();
+            prop_assert_eq!(seen, matching);
             match naive(&kept, &path) {
                 None => {
                     let d = got.expect_err("no match denies");

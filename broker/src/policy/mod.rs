@@ -12,7 +12,7 @@ use std::path::Path;
 
 use openhook_wire::Errno;
 
-pub use decide::{decide, Allowed, Denial, DenyReason};
+pub use decide::{decide, decide_traced, Allowed, Denial, DenyReason, Lost, Trace};
 pub use model::{
     Access, FileType, FileTypes, Listen, Namespace, Policy, Preopen, RootId, Rule, RuleId,
     RuleKind, SandboxMode, SandboxPolicy,

@@ -1,0 +1,317 @@
+//! `openhook-broker check --explain`: the decision the broker would take
+//! for one request, told rule by rule. The judgement is
+//! `policy::decide_traced`'s — the function serving runs, with a recorder
+//! for the rules that lost — and the file-type check is
+//! `Allowed::permits_type`, the one `resolve.rs` applies; this module only
+//! words what they report.
+#![forbid(unsafe_code)]
+
+use std::fmt::Write as _;
+
+use crate::policy::flags::{O_CREAT, O_RDONLY, O_RDWR, O_TRUNC, O_WRONLY};
+use crate::policy::{
+    decide_traced, errno_name, Access, DenyReason, FileType, Lost, Policy, RuleId, RuleKind, Trace,
+};
+
+/// The request to explain, as the emulator would send it.
+#[derive(Clone, Debug)]
+pub struct Request {
+    pub path: Vec<u8>,
+    pub access: Access,
+    /// `O_CREAT`.
+    pub create: bool,
+    /// `O_TRUNC`.
+    pub truncate: bool,
+    /// The type of the file the open would find; `None`: not checked.
+    pub file_type: Option<FileType>,
+}
+
+impl Request {
+    /// The open-flag word the request carries on the wire.
+    pub fn flags(&self) -> u32 {
+        let acc = match self.access {
+            Access::Read => O_RDONLY,
+            Access::Write => O_WRONLY,
+            Access::ReadWrite => O_RDWR,
+        };
+        acc | if self.create { O_CREAT } else { 0 } | if self.truncate { O_TRUNC } else { 0 }
+    }
+}
+
+/// The outcome and its wording.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Explanation {
+    /// The broker would hand out an fd (subject to the open itself
+    /// succeeding on the host: ENOENT and the like are the file's errno).
+    pub allowed: bool,
+    pub text: String,
+}
+
+#[derive(Default)]
+struct Losers(Vec<(RuleId, RuleId, Lost)>);
+
+impl Trace for Losers {
+    fn lost(&mut self, rule: RuleId, winner: RuleId, why: Lost) {
+        self.0.push((rule, winner, why));
+    }
+}
+
+/// `allow[2] /srv/vm1/ro/ (vm.toml:20)`.
+fn cite(policy: &Policy, id: RuleId) -> String {
+    let r = policy.rule(id);
+    format!("{} ({}:{})", r.label(), policy.source, r.line)
+}
+
+/// What the deciding allow rule grants, in policy-file words.
+fn grants(policy: &Policy, id: RuleId) -> String {
+    let r = policy.rule(id);
+    let mut s = format!("access={} types={}", r.access.as_str(), r.types);
+    if r.create {
+        let _ = write!(s, " create mode<={:#o}", r.mode);
+    }
+    s
+}
+
+fn symlink_note(policy: &Policy, id: RuleId) -> &'static str {
+    if policy.rule(id).follow_symlinks {
+        "symlinks: followed, but never out of the rule root (RESOLVE_BENEATH)"
+    } else {
+        "symlinks: refused (follow_symlinks = false): a symlink on the way fails the open with ELOOP"
+    }
+}
+
+/// Explains `req` under `policy`.
+pub fn explain(policy: &Policy, req: &Request) -> Explanation {
+    let mut losers = Losers::default();
+    let decided = decide_traced(policy, &req.path, req.flags(), 0o666, &mut losers);
+    let deny_errno =
+        |e: openhook_wire::Errno| format!("{} ({})", errno_name(e).unwrap_or("errno"), e.get());
+    let mut out = String::new();
+    let _ = write!(
+        out,
+        "request: {} access={}",
+        String::from_utf8_lossy(&req.path),
+        req.access.as_str()
+    );
+    if req.create {
+        out.push_str(" create");
+    }
+    if req.truncate {
+        out.push_str(" truncate");
+    }
+    if let Some(t) = req.file_type {
+        let _ = write!(out, " type={}", t.as_str());
+    }
+    let _ = writeln!(out, " (flags {:#o})", req.flags());
+
+    let allowed = match &decided {
+        Ok(a) if req.file_type.is_none() || a.permits_type(req.file_type) => {
+            let rule = policy.rule(a.rule);
+            let root = &policy.roots[a.root.0];
+            let _ = writeln!(out, "decision: allow by {}", cite(policy, a.rule));
+            let _ = writeln!(out, "  grants {}", grants(policy, a.rule));
+            let _ = writeln!(
+                out,
+                "  opens {:?} beneath {root}{}",
+                String::from_utf8_lossy(a.rel),
+                if a.mode != 0 {
+                    format!(", created with mode at most {:#o}", rule.mode)
+                } else {
+                    String::new()
+                }
+            );
+            if req.file_type.is_none() {
+                let _ = writeln!(
+                    out,
+                    "  the file found must be of type {} (give --type to check one)",
+                    a.types
+                );
+            }
+            let _ = writeln!(out, "  {}", symlink_note(policy, a.rule));
+            true
+        }
+        Ok(a) => {
+            let _ = writeln!(
+                out,
+                "decision: deny {}: {} by {}",
+                deny_errno(policy.deny_errno),
+                DenyReason::TypeMismatch,
+                cite(policy, a.rule)
+            );
+            let _ = writeln!(
+                out,
+                "  type {} is not in types={}",
+                req.file_type.map_or("?", FileType::as_str),
+                a.types
+            );
+            false
+        }
+        Err(d) => {
+            let _ = write!(out, "decision: deny {}: {}", deny_errno(d.errno), d.reason);
+            match d.rule {
+                Some(id) => {
+                    let _ = writeln!(out, " by {}", cite(policy, id));
+                    if policy.rule(id).kind == RuleKind::Allow {
+                        let _ = writeln!(out, "  grants {}", grants(policy, id));
+                    }
+                }
+                None => out.push('\n'),
+            }
+            false
+        }
+    };
+
+    let decided_by_rule = match &decided {
+        Ok(_) => true,
+        Err(d) => d.rule.is_some(),
+    };
+    if losers.0.is_empty() {
+        if decided_by_rule {
+            let _ = writeln!(out, "no other rule matches");
+        }
+    } else {
+        let _ = writeln!(out, "matched and lost:");
+        for (rule, winner, why) in &losers.0 {
+            let _ = writeln!(
+                out,
+                "  {}: {why} ({})",
+                cite(policy, *rule),
+                policy.rule(*winner).label()
+            );
+        }
+    }
+    Explanation { allowed, text: out }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::policy::parse;
+
+    const POLICY: &str = r#"version = 1
+deny_errno = "EPERM"
+
+[[allow]]
+path = "/dev/kvm"
+access = "rw"
+types = ["char"]
+
+[[allow]]
+path = "/srv/vm1/"
+access = "rw"
+create = true
+mode = 0o640
+
+[[deny]]
+path = "/srv/vm1/secret/"
+
+[[allow]]
+path = "/srv/vm1/ro/"
+access = "r"
+follow_symlinks = true
+"#;
+
+    fn req(path: &str, access: Access) -> Request {
+        Request {
+            path: path.as_bytes().to_vec(),
+            access,
+            create: false,
+            truncate: false,
+            file_type: None,
+        }
+    }
+
+    #[test]
+    fn allow_names_the_rule_and_the_losers() {
+        let p = parse(POLICY, "vm.toml").expect("parses");
+        let e = explain(&p, &req("/srv/vm1/ro/disk.img", Access::Read));
+        assert!(e.allowed, "{}", e.text);
+        assert_eq!(
+            e.text,
+            "request: /srv/vm1/ro/disk.img access=r (flags 0o0)\n\
+             decision: allow by allow[2] /srv/vm1/ro/ (vm.toml:19)\n  \
+             grants access=r types=file\n  \
+             opens \"disk.img\" beneath /srv/vm1/ro\n  \
+             the file found must be of type file (give --type to check one)\n  \
+             symlinks: followed, but never out of the rule root (RESOLVE_BENEATH)\n\
+             matched and lost:\n  \
+             allow[1] /srv/vm1/ (vm.toml:10): a longer match decides (allow[2] /srv/vm1/ro/)\n"
+        );
+    }
+
+    /// The example in docs/policy.md is this module's output.
+    #[test]
+    fn documented_example_is_real() {
+        const DOC: &str = include_str!("../../docs/policy.md");
+        let block = |marker: &str, fence: &str| {
+            let rest = &DOC[DOC.find(marker).expect("marker")..];
+            let body = &rest[rest.find(fence).expect("fence") + fence.len()..];
+            let body = body.strip_prefix('\n').unwrap_or(body);
+            body[..body.find("```").expect("closing fence")].to_string()
+        };
+        let p = parse(&block("## A complete example", "```toml"), "vm.toml").expect("parses");
+        let shown = block("## Explaining a decision", "```");
+        let (cmd, output) = shown.split_once('\n').expect("command line");
+        assert!(
+            cmd.ends_with("--explain /srv/vm1/secret/key --access rw"),
+            "{cmd}"
+        );
+        let e = explain(&p, &req("/srv/vm1/secret/key", Access::ReadWrite));
+        assert!(!e.allowed);
+        assert_eq!(e.text, output);
+    }
+
+    #[test]
+    fn denials_say_why() {
+        let p = parse(POLICY, "vm.toml").expect("parses");
+        let e = explain(&p, &req("/srv/vm1/ro/disk.img", Access::ReadWrite));
+        assert!(!e.allowed);
+        assert!(
+            e.text.contains(
+                "decision: deny EPERM (1): access not granted by the rule by allow[2] /srv/vm1/ro/ (vm.toml:19)\n  grants access=r"
+            ),
+            "{}",
+            e.text
+        );
+        let e = explain(&p, &req("/srv/vm1/secret/key", Access::Read));
+        assert!(!e.allowed);
+        assert!(
+            e.text
+                .contains("deny rule by deny[0] /srv/vm1/secret/ (vm.toml:16)"),
+            "{}",
+            e.text
+        );
+        assert!(
+            e.text.contains(
+                "allow[1] /srv/vm1/ (vm.toml:10): a matching deny rule wins (deny[0] /srv/vm1/secret/)"
+            ),
+            "{}",
+            e.text
+        );
+        let e = explain(&p, &req("/etc/passwd", Access::Read));
+        assert!(!e.allowed);
+        assert!(e
+            .text
+            .contains("decision: deny EPERM (1): no rule matches\n"));
+        assert!(!e.text.contains("other rule"));
+        let mut r = req("/dev/kvm", Access::ReadWrite);
+        r.file_type = Some(FileType::File);
+        let e = explain(&p, &r);
+        assert!(!e.allowed);
+        assert!(e
+            .text
+            .contains("file type not allowed by the rule by allow[0] /dev/kvm"));
+        assert!(e.text.contains("type file is not in types=char"));
+        r.file_type = Some(FileType::Char);
+        assert!(explain(&p, &r).allowed);
+        let mut r = req("/srv/vm1/ro/new", Access::ReadWrite);
+        r.create = true;
+        assert!(!explain(&p, &r).allowed);
+        let mut r = req("/srv/vm1/new", Access::ReadWrite);
+        r.create = true;
+        let e = explain(&p, &r);
+        assert!(e.allowed);
+        assert!(e.text.contains("created with mode at most 0o640"));
+        assert!(e.text.contains("symlinks: refused"));
+    }
+}
