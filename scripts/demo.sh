@@ -5,11 +5,11 @@
 set -euo pipefail
 cd "$(dirname "$0")/.."
 scripts/setup-deps.sh >/dev/null
-cargo build --release --quiet -p openhook-broker -p openhook-emulator -p openhook-tests --bins
+cargo build --release --quiet -p openhook-broker -p openhook-emulator -p openhook-tests -p openhook-firmware --bins
 bin=$PWD/target/release
 work=$(mktemp -d /tmp/openhook-demo.XXXXXX)
 mkdir -p "$work/logs"
-cp "$bin/openhook-fw.bin" "$work/firmware.bin"
+"$bin/openhook-fw-image" openhook-fw.bin > "$work/firmware.bin"
 "$bin/openhook-fw-disk" "$work/disk.img"
 cat > "$work/vm.toml" <<POLICY
 version = 1

@@ -17,14 +17,14 @@
 # "after" row equals "before" (fds) and RSS stays within allocator noise.
 #
 # Binaries: $BIN (default: $CARGO_TARGET_DIR or target, /debug); build
-# them first: cargo build -p openhook-broker -p openhook-tests -p openhook-emulator
+# them first: cargo build -p openhook-broker -p openhook-tests -p openhook-emulator -p openhook-firmware
 set -euo pipefail
 cd "$(dirname "$0")/.."
 OPENS=${OPENS:-100000}
 QMP_SECONDS=${QMP_SECONDS:-60}
 EVERY=${EVERY:-10}
 BIN=${BIN:-${CARGO_TARGET_DIR:-$PWD/target}/debug}
-for b in openhook-broker openhook-test-peer openhook-emulator openhook-fw.bin; do
+for b in openhook-broker openhook-test-peer openhook-emulator openhook-fw-image; do
     [ -e "$BIN/$b" ] || { echo "load.sh: $BIN/$b missing (see header)" >&2; exit 2; }
 done
 W=$(mktemp -d /tmp/openhook-load.XXXXXX)
@@ -63,7 +63,8 @@ for i in 1 2 3 4; do
 done
 
 # --- the QMP machine -----------------------------------------------------------
-IMAGE="$BIN/openhook-fw.bin"
+IMAGE="$W/openhook-fw.bin"
+"$BIN/openhook-fw-image" openhook-fw.bin > "$IMAGE"
 truncate -s 1M "$W/disk.img"
 cat > "$W/vm.toml" <<EOT
 version = 1

@@ -8,7 +8,7 @@ need_apt=()
 # the exact version is not pinned because bookworm point releases replace it
 # on the mirror (an `=<version>` pin would break at the next update). Verified
 # with 1:7.2+dfsg-7+deb12u18+b2 (QEMU 7.2.22); the check below warns unless 7.2.
-# gcc/binutils: emulator/build.rs builds the guest firmware (gcc -m32, ld, objcopy).
+# gcc/binutils: tests/firmware/build.rs builds the guest firmware (gcc -m32, ld, objcopy).
 # python3/pip: the qemu.qmp client tests (emulator/tests/qmp_python.rs).
 for tool in strace:strace socat:socat qemu-system-x86_64:qemu-system-x86 gcc:gcc ld:binutils objcopy:binutils python3:python3 pip3:python3-pip; do
   cmd=${tool%%:*} pkg=${tool##*:}

@@ -11,7 +11,8 @@ left to the machines.
 
     scripts/bench/blk-ab.py [RUNS]        (default 25 per machine)
 
-Needs the release build (`cargo build --release -p openhook-emulator`) and
+Needs the release build (`cargo build --release -p openhook-emulator -p
+openhook-firmware`) and
 qemu-system-x86_64 on PATH. The emulator runs with -sandbox off.
 """
 import os
@@ -23,12 +24,12 @@ import tempfile
 ROOT = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 TARGET = os.environ.get("CARGO_TARGET_DIR", os.path.join(ROOT, "target"))
 EMU = os.path.join(TARGET, "release", "openhook-emulator")
-FW = os.path.join(TARGET, "release", "openhook-fw-bench.bin")
+FW_IMAGE = os.path.join(TARGET, "release", "openhook-fw-image")
 
 
-def machine_args(disk):
+def machine_args(fw, disk):
     return ["-m", "16", "-nodefaults", "-no-reboot", "-nographic",
-            "-bios", FW, "-serial", "stdio",
+            "-bios", fw, "-serial", "stdio",
             "-device", "isa-debug-exit,iobase=0xf4,iosize=4",
             "-drive", f"id=d,file={disk},format=raw,if=none",
             "-device", "virtio-blk-device,drive=d"]
@@ -44,14 +45,18 @@ def ticks(out, phase):
 
 def main():
     runs = int(sys.argv[1]) if len(sys.argv) > 1 else 25
-    for f in (EMU, FW):
+    for f in (EMU, FW_IMAGE):
         if not os.path.exists(f):
-            raise SystemExit(f"{f} not found: cargo build --release -p openhook-emulator")
+            raise SystemExit(f"{f} not found: cargo build --release"
+                             " -p openhook-emulator -p openhook-firmware")
     with tempfile.TemporaryDirectory() as d:
+        fw = os.path.join(d, "openhook-fw-bench.bin")
+        with open(fw, "wb") as f:
+            subprocess.run([FW_IMAGE, "openhook-fw-bench.bin"], stdout=f, check=True)
         disk = os.path.join(d, "bench.img")
         with open(disk, "wb") as f:
             f.write(bytes(64 << 20))  # allocated, not sparse: reads hit the page cache
-        a = machine_args(disk)
+        a = machine_args(fw, disk)
         machines = {
             "ioeventfd=on": [EMU, "-sandbox", "off", "-M", "microvm"] + a,
             "ioeventfd=off": [EMU, "-sandbox", "off", "-M", "microvm",

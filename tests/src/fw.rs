@@ -1,6 +1,6 @@
 //! The guest test firmware's side of the tests: its images, the disk
 //! convention, the command line that runs it, and a runner that reads the
-//! serial transcript. See `emulator/firmware/README.md`.
+//! serial transcript. See `tests/firmware/README.md`.
 //!
 //! The same [`FwMachine`] produces the QEMU-syntax arguments for
 //! `qemu-system-x86_64 -M microvm` ([`qemu_command`]) and for
@@ -14,16 +14,16 @@ use std::process::{Command, ExitStatus, Stdio};
 use std::sync::mpsc;
 use std::time::{Duration, Instant};
 
-/// The standard disk test (`emulator/firmware`, built by `emulator/build.rs`).
-pub const IMAGE: &str = "openhook-fw.bin";
+/// The standard disk test (`tests/firmware`, the `openhook-firmware` package).
+pub const IMAGE: &str = openhook_firmware::IMAGE;
 /// The hostile-guest variant (`-DOPENHOOK_FW_HOSTILE`).
-pub const HOSTILE_IMAGE: &str = "openhook-fw-hostile.bin";
+pub const HOSTILE_IMAGE: &str = openhook_firmware::HOSTILE_IMAGE;
 /// The throughput variant (`-DOPENHOOK_FW_BENCH`): whole-disk sequential
 /// write then read in 1 MiB requests; needs `-m 4` or more.
-pub const BENCH_IMAGE: &str = "openhook-fw-bench.bin";
+pub const BENCH_IMAGE: &str = openhook_firmware::BENCH_IMAGE;
 /// The start-up variant (`-DOPENHOOK_FW_BOOT`): the banner, then exit with
 /// PASS; it never touches a disk.
-pub const BOOT_IMAGE: &str = "openhook-fw-boot.bin";
+pub const BOOT_IMAGE: &str = openhook_firmware::BOOT_IMAGE;
 /// Sectors per request of the bench variant.
 pub const BENCH_CHUNK_SECTORS: u64 = 2048;
 
@@ -43,12 +43,12 @@ pub const DISK_SECTORS: u64 = 2048;
 pub const WRITE_FIRST: u64 = 1;
 pub const WRITE_COUNT: u64 = 8;
 
-/// Path of a firmware image next to the workspace binaries.
+/// Path of a firmware image (in the `openhook-firmware` build directory).
 pub fn image(name: &str) -> PathBuf {
-    let p = crate::bin_dir().join(name);
+    let p = openhook_firmware::path(name);
     assert!(
         p.is_file(),
-        "{} is missing: it is built by emulator/build.rs (cargo build -p openhook-emulator)",
+        "{} is missing: it is built by tests/firmware/build.rs (cargo build -p openhook-firmware)",
         p.display()
     );
     p

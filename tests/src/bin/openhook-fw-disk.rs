@@ -1,5 +1,5 @@
 //! `openhook-fw-disk PATH [SECTORS]`: writes a disk image laid out the way
-//! the guest test firmware expects (see emulator/firmware/README.md), for
+//! the guest test firmware expects (see tests/firmware/README.md), for
 //! the README demo and for trying the firmware by hand.
 
 use std::path::PathBuf;

@@ -1,4 +1,4 @@
-//! Builds the guest test firmware (`emulator/firmware/`) from source with
+//! Builds the guest test firmware (`guest/`) from source with
 //! the system toolchain (gcc, ld, objcopy; override with `OPENHOOK_FW_CC`,
 //! `OPENHOOK_FW_LD`, `OPENHOOK_FW_OBJCOPY`).
 //!
@@ -9,14 +9,10 @@
 //! - `openhook-fw-boot.bin`: `-DOPENHOOK_FW_BOOT`, banner then exit (the
 //!   machine's start-up and exit cost with next to no guest work).
 //!
-//! Each is written to `OUT_DIR` (the crate sees it as
-//! `env!("OPENHOOK_FW_DIR")`) and copied next to the workspace binaries,
-//! `<target-dir>/[<triple>/]<profile>/`, found as the third ancestor of
-//! `OUT_DIR` (`<profile>/build/openhook-emulator-<hash>/out`). Tests, scripts
-//! and the README demo pick the images up there. The build script reruns
-//! only when a firmware source, this file or one of the variables changes;
-//! if you delete the copies, touch a firmware source (or `cargo clean -p
-//! openhook-emulator`) to get them back.
+//! Each is written to `OUT_DIR` and nowhere else; the crate sees the
+//! directory as `env!("OPENHOOK_FW_DIR")` and embeds the images (see
+//! `src/lib.rs`). The build script reruns only when a firmware source, this
+//! file or one of the variables changes.
 
 use std::ffi::OsStr;
 use std::path::{Path, PathBuf};
@@ -98,7 +94,7 @@ fn run(cmd: &mut Command) -> Result<Vec<u8>, String> {
 
 fn build() -> Result<(), String> {
     let manifest = PathBuf::from(std::env::var("CARGO_MANIFEST_DIR").map_err(|e| e.to_string())?);
-    let src = manifest.join("firmware");
+    let src = manifest.join("guest");
     let out_dir = PathBuf::from(std::env::var("OUT_DIR").map_err(|e| e.to_string())?);
     println!("cargo:rerun-if-changed=build.rs");
     println!("cargo:rerun-if-changed={}", src.display());
@@ -160,7 +156,6 @@ fn build() -> Result<(), String> {
             .arg(&elf)
             .arg(&bin))?;
         check_image(&bin)?;
-        copy_to_profile_dir(&out_dir, &bin, v.image)?;
     }
     println!("cargo:rustc-env=OPENHOOK_FW_DIR={}", out_dir.display());
     Ok(())
@@ -183,27 +178,5 @@ fn check_image(bin: &Path) -> Result<(), String> {
             bin.display()
         ));
     }
-    Ok(())
-}
-
-/// Copy the image to `<profile>/` (third ancestor of OUT_DIR), atomically.
-fn copy_to_profile_dir(out_dir: &Path, bin: &Path, name: &str) -> Result<(), String> {
-    let build = out_dir.ancestors().nth(2);
-    let profile = out_dir.ancestors().nth(3);
-    let (Some(build), Some(profile)) = (build, profile) else {
-        println!("cargo:warning=firmware: unexpected OUT_DIR layout; image only in OUT_DIR");
-        return Ok(());
-    };
-    if build.file_name() != Some(OsStr::new("build")) {
-        println!(
-            "cargo:warning=firmware: OUT_DIR is not under <profile>/build; image only in {}",
-            out_dir.display()
-        );
-        return Ok(());
-    }
-    let dest = profile.join(name);
-    let tmp = profile.join(format!(".{name}.tmp.{}", std::process::id()));
-    std::fs::copy(bin, &tmp).map_err(|e| format!("{}: {e}", tmp.display()))?;
-    std::fs::rename(&tmp, &dest).map_err(|e| format!("{}: {e}", dest.display()))?;
     Ok(())
 }
