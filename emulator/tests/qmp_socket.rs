@@ -56,8 +56,11 @@ fn greeting_negotiation_and_malformed_input_over_a_socket() {
     let mut greeting = [0u8; 512];
     let n = sock.read(&mut greeting).unwrap();
     assert_eq!(
-        &greeting[..n],
-        b"{\"QMP\": {\"version\": {\"qemu\": {\"micro\": 0, \"minor\": 2, \"major\": 7}, \"package\": \"\"}, \"capabilities\": []}}\r\n"
+        String::from_utf8_lossy(&greeting[..n]),
+        format!(
+            "{{\"QMP\": {{\"version\": {{\"qemu\": {{\"micro\": 0, \"minor\": 2, \"major\": 7}}, \"package\": \"openhook-emulator {}\"}}, \"capabilities\": []}}}}\r\n",
+            env!("CARGO_PKG_VERSION")
+        )
     );
     sock.write_all(b"{\"execute\": \"query-name\"}\r\n")
         .unwrap();

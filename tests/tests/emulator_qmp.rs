@@ -79,7 +79,7 @@ fn qemu_qmp_python_drives_the_emulator() {
     };
     assert_eq!(
         get("greeting")[0],
-        &json!({"QMP": {"version": {"qemu": {"micro": 0, "minor": 2, "major": 7}, "package": ""}, "capabilities": []}})
+        &json!({"QMP": {"version": {"qemu": {"micro": 0, "minor": 2, "major": 7}, "package": concat!("openhook-emulator ", env!("CARGO_PKG_VERSION"))}, "capabilities": []}})
     );
     assert_eq!(
         get("query-status"),

@@ -1,87 +1,17 @@
 //! argv → a list of recognised options with their arguments (syntax only).
 //!
 //! Options are spelled as QEMU spells them, with one or two leading dashes
-//! (`-m 128`, `--m 128`). An unknown option, a missing argument or a
-//! non-option word is an error naming it.
+//! (`-m 128`, `--m 128`), and looked up in the option table
+//! (`options.rs`, which `-help` and the man page are made from). An unknown
+//! option, a missing argument or a non-option word is an error naming it.
 #![forbid(unsafe_code)]
 
 use std::ffi::OsString;
 
 use super::error::CliError;
+use super::options;
 
-/// Every option the emulator understands.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum Opt {
-    Machine,
-    Accel,
-    EnableKvm,
-    Cpu,
-    Memory,
-    Smp,
-    Bios,
-    Kernel,
-    Initrd,
-    Append,
-    Drive,
-    Device,
-    Chardev,
-    Serial,
-    Mon,
-    Qmp,
-    Monitor,
-    Nographic,
-    Display,
-    Vga,
-    Net,
-    Nic,
-    Parallel,
-    Nodefaults,
-    NoUserConfig,
-    Name,
-    NoReboot,
-    Paused,
-    OpenHookFd,
-    AddFd,
-    Sandbox,
-    Global,
-}
-
-/// Spelling, meaning, and whether the option takes an argument.
-const TABLE: &[(&str, Opt, bool)] = &[
-    ("machine", Opt::Machine, true),
-    ("M", Opt::Machine, true),
-    ("accel", Opt::Accel, true),
-    ("enable-kvm", Opt::EnableKvm, false),
-    ("cpu", Opt::Cpu, true),
-    ("m", Opt::Memory, true),
-    ("smp", Opt::Smp, true),
-    ("bios", Opt::Bios, true),
-    ("kernel", Opt::Kernel, true),
-    ("initrd", Opt::Initrd, true),
-    ("append", Opt::Append, true),
-    ("drive", Opt::Drive, true),
-    ("device", Opt::Device, true),
-    ("chardev", Opt::Chardev, true),
-    ("serial", Opt::Serial, true),
-    ("mon", Opt::Mon, true),
-    ("qmp", Opt::Qmp, true),
-    ("monitor", Opt::Monitor, true),
-    ("nographic", Opt::Nographic, false),
-    ("display", Opt::Display, true),
-    ("vga", Opt::Vga, true),
-    ("net", Opt::Net, true),
-    ("nic", Opt::Nic, true),
-    ("parallel", Opt::Parallel, true),
-    ("nodefaults", Opt::Nodefaults, false),
-    ("no-user-config", Opt::NoUserConfig, false),
-    ("name", Opt::Name, true),
-    ("no-reboot", Opt::NoReboot, false),
-    ("S", Opt::Paused, false),
-    ("open-hook-fd", Opt::OpenHookFd, true),
-    ("add-fd", Opt::AddFd, true),
-    ("sandbox", Opt::Sandbox, true),
-    ("global", Opt::Global, true),
-];
+pub use super::options::Opt;
 
 /// One option as written.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -117,10 +47,11 @@ where
                 "{word}: unexpected argument (disk images are given with -drive)"
             )));
         };
-        let Some(&(spelling, opt, has_arg)) = TABLE.iter().find(|(s, _, _)| *s == name) else {
+        let Some((spec, spelling)) = options::lookup(name) else {
             return Err(CliError::at(name, None, "invalid option"));
         };
-        let arg = if has_arg {
+        let opt = spec.opt;
+        let arg = if spec.takes_arg() {
             match it.next() {
                 Some(a) => Some(into_utf8(a, Some(spelling))?),
                 None => return Err(CliError::at(spelling, None, "requires an argument")),
@@ -135,6 +66,38 @@ where
         });
     }
     Ok(out)
+}
+
+/// What `-help`/`-version` ask for.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum InfoRequest {
+    Help,
+    Version,
+}
+
+/// The first `-h`/`-help`/`-version` of the command line, as QEMU acts on
+/// it: when reached in order, before any option after it is looked at.
+/// `None` when there is none, or when a word before it is not a valid
+/// option (the full parse then reports that error).
+pub fn info_request(args: &[OsString]) -> Option<InfoRequest> {
+    let mut it = args.iter();
+    while let Some(word) = it.next() {
+        let word = word.to_str()?;
+        let name = word
+            .strip_prefix("--")
+            .or_else(|| word.strip_prefix('-'))
+            .filter(|n| !n.is_empty())?;
+        let (spec, _) = options::lookup(name)?;
+        match spec.opt {
+            Opt::Help => return Some(InfoRequest::Help),
+            Opt::Version => return Some(InfoRequest::Version),
+            _ if spec.takes_arg() => {
+                it.next()?;
+            }
+            _ => {}
+        }
+    }
+    None
 }
 
 fn into_utf8(word: OsString, option: Option<&str>) -> Result<String, CliError> {
@@ -196,6 +159,44 @@ mod tests {
         // An option's argument may itself start with a dash.
         let o = split(&["-append", "-v"]).unwrap();
         assert_eq!(o[0].arg.as_deref(), Some("-v"));
+    }
+
+    #[test]
+    fn help_and_version_are_found_in_order() {
+        let req = |w: &[&str]| info_request(&w.iter().map(OsString::from).collect::<Vec<_>>());
+        for w in ["-h", "-help", "--help", "--h"] {
+            assert_eq!(req(&[w]), Some(InfoRequest::Help), "{w}");
+        }
+        for w in ["-version", "--version"] {
+            assert_eq!(req(&[w]), Some(InfoRequest::Version), "{w}");
+        }
+        assert_eq!(
+            req(&["-m", "128", "-version", "-foo"]),
+            Some(InfoRequest::Version)
+        );
+        // An argument that looks like -help is the option's argument.
+        assert_eq!(req(&["-append", "-help"]), None);
+        assert_eq!(req(&["-foo", "-help"]), None);
+        assert_eq!(req(&["-m", "128"]), None);
+        assert_eq!(req(&[]), None);
+    }
+
+    /// Every spelling of the table is an option the parser takes, with an
+    /// argument exactly when the table says so.
+    #[test]
+    fn every_table_entry_parses() {
+        for spec in options::OPTIONS {
+            for name in spec.names {
+                let mut words = vec![format!("-{name}")];
+                if spec.takes_arg() {
+                    words.push("x".into());
+                }
+                let o = split_args(words.into_iter().map(OsString::from)).unwrap();
+                assert_eq!(o.len(), 1);
+                assert_eq!((o[0].opt, o[0].name), (spec.opt, *name));
+                assert_eq!(o[0].arg.is_some(), spec.takes_arg());
+            }
+        }
     }
 
     #[test]

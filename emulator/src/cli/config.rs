@@ -53,6 +53,8 @@ pub fn build(options: &[RawOption], activated: &[ActivatedFd]) -> Result<Machine
                     cfg.pit = pit;
                 }
             }
+            // Acted on before parsing (`args::info_request`).
+            Opt::Help | Opt::Version => {}
             Opt::Accel => machine_opts::accel(loc)?,
             Opt::EnableKvm => {}
             Opt::Cpu => machine_opts::cpu(loc)?,

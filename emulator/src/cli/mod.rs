@@ -10,6 +10,7 @@ pub mod config;
 pub mod derived_policy;
 pub mod error;
 pub mod machine_opts;
+pub mod options;
 pub mod paths;
 pub mod process_opts;
 pub mod qemu_opts;

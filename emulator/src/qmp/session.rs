@@ -21,9 +21,14 @@ use super::error::{desc, QmpError};
 /// reproduce (see docs/qmp.md).
 pub const QEMU_VERSION: VersionTriple = VersionTriple {
     micro: 0,
-    minor: 2,
-    major: 7,
+    minor: crate::cli::options::QEMU_MINOR,
+    major: crate::cli::options::QEMU_MAJOR,
 };
+
+/// The `package` of the version we answer with (greeting and
+/// `query-version`): QEMU puts its distribution build there; ours names
+/// the emulator, so a manager can tell which one it talks to.
+pub const PACKAGE: &str = concat!("openhook-emulator ", env!("CARGO_PKG_VERSION"));
 
 /// Work the shell does once the replies before it have been written.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -86,7 +91,7 @@ impl Session {
             qmp: GreetingBody {
                 version: VersionInfo {
                     qemu: QEMU_VERSION,
-                    package: String::new(),
+                    package: PACKAGE.to_string(),
                 },
                 capabilities: Vec::new(),
             },
@@ -272,8 +277,11 @@ mod tests {
     #[test]
     fn greeting_shape() {
         assert_eq!(
-            Session::greeting(),
-            b"{\"QMP\": {\"version\": {\"qemu\": {\"micro\": 0, \"minor\": 2, \"major\": 7}, \"package\": \"\"}, \"capabilities\": []}}\r\n"
+            String::from_utf8(Session::greeting()).unwrap(),
+            format!(
+                "{{\"QMP\": {{\"version\": {{\"qemu\": {{\"micro\": 0, \"minor\": 2, \"major\": 7}}, \"package\": \"openhook-emulator {}\"}}, \"capabilities\": []}}}}\r\n",
+                env!("CARGO_PKG_VERSION")
+            )
         );
     }
 

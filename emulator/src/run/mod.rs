@@ -90,9 +90,29 @@ fn print_derived_policy(args: Vec<OsString>) -> i32 {
     }
 }
 
+/// Prints `-help`/`-version` text: 0, or 1 when stdout cannot take it
+/// (closed, full disk) rather than a panic.
+fn print_info(text: &str) -> i32 {
+    use std::io::Write as _;
+    let mut out = std::io::stdout().lock();
+    match out.write_all(text.as_bytes()).and_then(|()| out.flush()) {
+        Ok(()) => 0,
+        Err(e) => fail(format!("writing to stdout: {e}")),
+    }
+}
+
 /// Runs the emulator with `args` (without the program name); returns the
 /// process exit status.
 pub fn main_with_args(args: Vec<OsString>) -> i32 {
+    match crate::cli::args::info_request(&args) {
+        Some(crate::cli::args::InfoRequest::Help) => {
+            return print_info(&crate::cli::options::help_text());
+        }
+        Some(crate::cli::args::InfoRequest::Version) => {
+            return print_info(&crate::cli::options::version_text());
+        }
+        None => {}
+    }
     if args.first().is_some_and(|a| a == PRINT_DERIVED_POLICY) {
         return print_derived_policy(args.into_iter().skip(1).collect());
     }

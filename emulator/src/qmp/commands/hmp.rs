@@ -75,7 +75,14 @@ pub fn human_monitor_command(
         ("info", Some("fdsets")) => info_fdsets(ctx).unwrap_or_else(|e| format!("Error: {}\r\n", e.desc)),
         ("info", Some("version")) => {
             let v = crate::qmp::session::QEMU_VERSION;
-            format!("{}.{}.{}\r\n", v.major, v.minor, v.micro)
+            // QEMU: the version, then its package in parentheses.
+            format!(
+                "{}.{}.{} ({})\r\n",
+                v.major,
+                v.minor,
+                v.micro,
+                crate::qmp::session::PACKAGE
+            )
         }
         ("info", Some(other)) => format!("unknown command: 'info {other}'\r\n"),
         ("info", None) => "info fdsets  -- show fd sets\r\ninfo status  -- show the VM status\r\ninfo version  -- show the version\r\n".to_string(),
