@@ -30,23 +30,39 @@ enum BlkSlot {
 /// Builds the machine model from split options. `activated` are the
 /// socket-activation listeners (empty without activation).
 pub fn build(options: &[RawOption], activated: &[ActivatedFd]) -> Result<MachineConfig, CliError> {
-    let mut cfg = MachineConfig::default();
-    let mut drives: Vec<DriveSpec> = Vec::new();
-    let mut slots: Vec<BlkSlot> = Vec::new();
-    let mut serial: Option<(SerialConfig, String)> = None;
-    let mut nographic = false;
-    let mut nodefaults = false;
-    let mut kernel = None;
-    let mut initrd = None;
-    let mut append = None;
-    let mut compat_monitors = 0usize;
-    let mut if_units = [0usize; 2];
-
+    let mut b = Builder::default();
     for o in options {
+        b.apply(o, activated)?;
+    }
+    b.finish()
+}
+
+/// What the options said so far; [`Builder::finish`] applies the
+/// defaults and the checks that span options.
+#[derive(Default)]
+struct Builder {
+    cfg: MachineConfig,
+    drives: Vec<DriveSpec>,
+    slots: Vec<BlkSlot>,
+    serial: Option<(SerialConfig, String)>,
+    nographic: bool,
+    nodefaults: bool,
+    kernel: Option<std::path::PathBuf>,
+    initrd: Option<(std::path::PathBuf, String)>,
+    append: Option<(String, String)>,
+    compat_monitors: usize,
+    /// Automatic drive ids handed out so far: `virtioN`, `noneN`.
+    if_units: [usize; 2],
+}
+
+impl Builder {
+    /// Applies one option, in command-line order.
+    fn apply(&mut self, o: &RawOption, activated: &[ActivatedFd]) -> Result<(), CliError> {
         let loc = Loc {
             option: o.name,
             arg: o.arg.as_deref(),
         };
+        let cfg = &mut self.cfg;
         match o.opt {
             Opt::Machine => {
                 if let Some(pit) = machine_opts::machine(loc)? {
@@ -61,47 +77,11 @@ pub fn build(options: &[RawOption], activated: &[ActivatedFd]) -> Result<Machine
             Opt::Memory => cfg.memory_mib = machine_opts::memory_mib(loc)?,
             Opt::Smp => cfg.vcpus = machine_opts::smp(loc)?,
             Opt::Bios => cfg.firmware = Some(non_empty_path(loc)?),
-            Opt::Kernel => kernel = Some(non_empty_path(loc)?),
-            Opt::Initrd => initrd = Some((non_empty_path(loc)?, location(o))),
-            Opt::Append => append = Some((o.arg().to_string(), location(o))),
-            Opt::Drive => {
-                let mut d = block::drive(loc)?;
-                let unit = match d.iface {
-                    Interface::Virtio => &mut if_units[0],
-                    Interface::None => &mut if_units[1],
-                };
-                if d.id.is_none() {
-                    // QEMU's automatic ids: "virtio0", "none0", ...
-                    let prefix = match d.iface {
-                        Interface::Virtio => "virtio",
-                        Interface::None => "none",
-                    };
-                    d.id = Some(format!("{prefix}{unit}"));
-                }
-                *unit += 1;
-                if drives.iter().any(|x| x.id == d.id) {
-                    return Err(loc.err(format!(
-                        "Duplicate ID '{}' for drive",
-                        d.id.as_deref().unwrap_or("")
-                    )));
-                }
-                if d.iface == Interface::Virtio {
-                    slots.push(BlkSlot::Implicit(drives.len()));
-                }
-                drives.push(d);
-            }
-            Opt::Device => match block::device(loc)? {
-                DeviceSpec::VirtioBlk { drive } => slots.push(BlkSlot::Explicit {
-                    drive,
-                    location: location(o),
-                }),
-                DeviceSpec::DebugExit(d) => {
-                    if cfg.debug_exit.is_some() {
-                        return Err(loc.err("only one isa-debug-exit device is supported"));
-                    }
-                    cfg.debug_exit = Some(d);
-                }
-            },
+            Opt::Kernel => self.kernel = Some(non_empty_path(loc)?),
+            Opt::Initrd => self.initrd = Some((non_empty_path(loc)?, location(o))),
+            Opt::Append => self.append = Some((o.arg().to_string(), location(o))),
+            Opt::Drive => self.drive(loc)?,
+            Opt::Device => self.device(loc, o)?,
             Opt::Chardev => {
                 let c = chardev::chardev(loc, activated)?;
                 if cfg.chardevs.iter().any(|x| x.id == c.id) {
@@ -110,33 +90,19 @@ pub fn build(options: &[RawOption], activated: &[ActivatedFd]) -> Result<Machine
                 cfg.chardevs.push(c);
             }
             Opt::Serial => {
-                if serial.is_some() {
+                if self.serial.is_some() {
                     return Err(loc
                         .err("only one -serial is supported (the machine has one UART at 0x3f8)"));
                 }
-                serial = Some((chardev::serial(loc)?, location(o)));
+                self.serial = Some((chardev::serial(loc)?, location(o)));
             }
             Opt::Mon => cfg.monitors.push(chardev::mon(loc)?),
-            Opt::Qmp | Opt::Monitor => {
-                let mode = if o.opt == Opt::Qmp {
-                    MonitorMode::Control
-                } else {
-                    MonitorMode::Readline
-                };
-                let id = format!("compat_monitor{compat_monitors}");
-                if let Some((c, m)) = chardev::legacy_monitor(loc, &id, mode, activated)? {
-                    compat_monitors += 1;
-                    if cfg.chardevs.iter().any(|x| x.id == c.id) {
-                        return Err(loc.err(format!("Duplicate ID '{}' for chardev", c.id)));
-                    }
-                    cfg.chardevs.push(c);
-                    cfg.monitors.push(m);
-                }
-            }
-            Opt::Nographic => nographic = true,
+            Opt::Qmp => self.legacy_monitor(loc, MonitorMode::Control, activated)?,
+            Opt::Monitor => self.legacy_monitor(loc, MonitorMode::Readline, activated)?,
+            Opt::Nographic => self.nographic = true,
             Opt::Display => only_none(loc, "display")?,
             Opt::Vga | Opt::Net | Opt::Nic | Opt::Parallel => only_none(loc, o.name)?,
-            Opt::Nodefaults => nodefaults = true,
+            Opt::Nodefaults => self.nodefaults = true,
             Opt::NoUserConfig => {}
             Opt::Name => cfg.name = Some(process_opts::name(loc)?),
             Opt::NoReboot => cfg.no_reboot = true,
@@ -154,40 +120,111 @@ pub fn build(options: &[RawOption], activated: &[ActivatedFd]) -> Result<Machine
                 machine_opts::Global::Ioeventfd(on) => cfg.ioeventfd = on,
             },
         }
+        Ok(())
     }
 
-    cfg.kernel = match (kernel, initrd, append) {
-        (Some(kernel), initrd, append) => Some(KernelConfig {
+    /// `-drive`: QEMU's automatic id when none is given, unique ids, and
+    /// an `if=virtio` drive takes the next virtio-mmio slot.
+    fn drive(&mut self, loc: Loc<'_>) -> Result<(), CliError> {
+        let mut d = block::drive(loc)?;
+        let (unit, prefix) = match d.iface {
+            Interface::Virtio => (&mut self.if_units[0], "virtio"),
+            Interface::None => (&mut self.if_units[1], "none"),
+        };
+        if d.id.is_none() {
+            d.id = Some(format!("{prefix}{unit}"));
+        }
+        *unit += 1;
+        if self.drives.iter().any(|x| x.id == d.id) {
+            return Err(loc.err(format!(
+                "Duplicate ID '{}' for drive",
+                d.id.as_deref().unwrap_or("")
+            )));
+        }
+        if d.iface == Interface::Virtio {
+            self.slots.push(BlkSlot::Implicit(self.drives.len()));
+        }
+        self.drives.push(d);
+        Ok(())
+    }
+
+    /// `-device`: a virtio-blk device takes the next slot; one
+    /// isa-debug-exit at most.
+    fn device(&mut self, loc: Loc<'_>, o: &RawOption) -> Result<(), CliError> {
+        match block::device(loc)? {
+            DeviceSpec::VirtioBlk { drive } => self.slots.push(BlkSlot::Explicit {
+                drive,
+                location: location(o),
+            }),
+            DeviceSpec::DebugExit(d) => {
+                if self.cfg.debug_exit.is_some() {
+                    return Err(loc.err("only one isa-debug-exit device is supported"));
+                }
+                self.cfg.debug_exit = Some(d);
+            }
+        }
+        Ok(())
+    }
+
+    /// `-qmp`/`-monitor`: a chardev `compat_monitorN` plus its monitor,
+    /// as QEMU creates them (nothing for `none`).
+    fn legacy_monitor(
+        &mut self,
+        loc: Loc<'_>,
+        mode: MonitorMode,
+        activated: &[ActivatedFd],
+    ) -> Result<(), CliError> {
+        let id = format!("compat_monitor{}", self.compat_monitors);
+        if let Some((c, m)) = chardev::legacy_monitor(loc, &id, mode, activated)? {
+            self.compat_monitors += 1;
+            if self.cfg.chardevs.iter().any(|x| x.id == c.id) {
+                return Err(loc.err(format!("Duplicate ID '{}' for chardev", c.id)));
+            }
+            self.cfg.chardevs.push(c);
+            self.cfg.monitors.push(m);
+        }
+        Ok(())
+    }
+
+    /// Defaults and the checks that span options.
+    fn finish(self) -> Result<MachineConfig, CliError> {
+        let mut cfg = self.cfg;
+        cfg.kernel = kernel_config(self.kernel, self.initrd, self.append)?;
+        cfg.drives = resolve_slots(&self.drives, self.slots)?;
+        cfg.serial = match self.serial {
+            // `-serial chardev:ID` may name an ID no -chardev defines (unlike
+            // QEMU): the UART's output is discarded until a monitor's
+            // `chardev-add` creates ID (docs/qmp.md, "late binding"); start-up
+            // says so on stderr.
+            Some((s, _)) => s,
+            // QEMU: -nographic puts the first serial port on stdio; otherwise
+            // it would be a graphical console, which this emulator does not
+            // have, so the UART's output goes nowhere.
+            None if self.nographic && !self.nodefaults => SerialConfig::Stdio,
+            None => SerialConfig::None,
+        };
+        check_frontends(&cfg)?;
+        Ok(cfg)
+    }
+}
+
+/// `-kernel` with its companions; `-initrd`/`-append` without it are
+/// QEMU's errors.
+fn kernel_config(
+    kernel: Option<std::path::PathBuf>,
+    initrd: Option<(std::path::PathBuf, String)>,
+    append: Option<(String, String)>,
+) -> Result<Option<KernelConfig>, CliError> {
+    match (kernel, initrd, append) {
+        (Some(kernel), initrd, append) => Ok(Some(KernelConfig {
             kernel,
             initrd: initrd.map(|(p, _)| p),
             cmdline: append.map(|(a, _)| a).unwrap_or_default(),
-        }),
-        (None, Some((_, l)), _) => {
-            return Err(located(l, "-initrd only allowed with -kernel option"))
-        }
-        (None, None, Some((_, l))) => {
-            return Err(located(l, "-append only allowed with -kernel option"))
-        }
-        (None, None, None) => None,
-    };
-
-    cfg.drives = resolve_slots(&drives, slots)?;
-
-    cfg.serial = match serial {
-        // `-serial chardev:ID` may name an ID no -chardev defines (unlike
-        // QEMU): the UART's output is discarded until a monitor's
-        // `chardev-add` creates ID (docs/qmp.md, "late binding"); start-up
-        // says so on stderr.
-        Some((s, _)) => s,
-        // QEMU: -nographic puts the first serial port on stdio; otherwise
-        // it would be a graphical console, which this emulator does not
-        // have, so the UART's output goes nowhere.
-        None if nographic && !nodefaults => SerialConfig::Stdio,
-        None => SerialConfig::None,
-    };
-
-    check_frontends(&cfg)?;
-    Ok(cfg)
+        })),
+        (None, Some((_, l)), _) => Err(located(l, "-initrd only allowed with -kernel option")),
+        (None, None, Some((_, l))) => Err(located(l, "-append only allowed with -kernel option")),
+        (None, None, None) => Ok(None),
+    }
 }
 
 fn location(o: &RawOption) -> String {
