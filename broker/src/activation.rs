@@ -4,15 +4,15 @@
 //! the `LISTEN_FDS` listeners at 3.. are passed on to the emulator at the
 //! same numbers, with `LISTEN_FDS`/`LISTEN_FDNAMES` as they were and
 //! `LISTEN_PID` set to the emulator's own pid in the child after `fork`
-//! (design §8; issue 5 must-haves 6 and 7).
+//! (docs/decisions/direct-launch-reexec.md). The variables are parsed by
+//! [`openhook_wire::activation`], the emulator's parser too; the broker
+//! does not read the names, it hands them on.
 #![forbid(unsafe_code)]
 
 use std::ffi::OsString;
 
-/// First activated fd (`SD_LISTEN_FDS_START`).
-pub const LISTEN_FDS_START: i32 = 3;
-/// Upper bound on `LISTEN_FDS` (the emulator's too).
-pub const MAX_LISTEN_FDS: i32 = 4096;
+use openhook_wire::activation::{self as shared, ActivationEnv};
+pub use openhook_wire::activation::{LISTEN_FDS_START, MAX_LISTEN_FDS};
 
 /// An activation to hand on.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -45,13 +45,22 @@ pub fn parse(
     listen_fdnames: Option<OsString>,
     our_pid: u32,
 ) -> Result<Option<Activation>, ActivationError> {
-    if listen_pid.and_then(|p| p.parse::<u32>().ok()) != Some(our_pid) {
+    // Names are not parsed here: the launched program gets them as they are.
+    let env = ActivationEnv {
+        listen_pid,
+        listen_fds,
+        listen_fdnames: None,
+    };
+    let parsed = shared::parse(env, our_pid).map_err(|e| match e {
+        shared::ActivationError::BadFds(text) => ActivationError::BadFds(Some(text)),
+        shared::ActivationError::MissingFds | shared::ActivationError::TooManyNames { .. } => {
+            ActivationError::BadFds(listen_fds.map(str::to_string))
+        }
+    })?;
+    let Some(parsed) = parsed else {
         return Ok(None);
-    }
-    let count = listen_fds
-        .and_then(|n| n.parse::<i32>().ok())
-        .filter(|n| (0..=MAX_LISTEN_FDS).contains(n))
-        .ok_or_else(|| ActivationError::BadFds(listen_fds.map(str::to_string)))?;
+    };
+    let count = i32::try_from(parsed.fds.len()).unwrap_or(MAX_LISTEN_FDS);
     Ok(Some(Activation {
         count,
         names: listen_fdnames,

@@ -1,20 +1,15 @@
-//! The broker's one place where integers become fds: `--policy-fd N`,
-//! `--pass-fd N` and socket-activation listeners (`LISTEN_FDS`) it
-//! inherited from its launcher — in particular from an
-//! `openhook-emulator` that re-executed itself as the broker (issue 5
-//! must-have 7).
-//!
-//! A number is claimed only when it is above 2, open and *not*
-//! close-on-exec: every fd inherited across `execve` has the flag clear,
-//! every fd this process opens itself has it set, so the check also proves
-//! no other owner exists here. Claiming sets the flag, so a number can be
-//! claimed once.
-#![allow(unsafe_code)]
+//! The broker's inherited fd numbers: `--policy-fd N`, `--pass-fd N` and
+//! socket-activation listeners (`LISTEN_FDS`) it inherited from its
+//! launcher — in particular from an `openhook-emulator` that re-executed
+//! itself as the broker (docs/decisions/direct-launch-reexec.md). Each is
+//! claimed through [`openhook_wire::inherited`], the workspace's one
+//! claiming function (its docs say why a claim is sound).
+#![forbid(unsafe_code)]
 
 use std::io::{self, Read as _};
-use std::os::fd::{FromRawFd, OwnedFd, RawFd};
+use std::os::fd::{OwnedFd, RawFd};
 
-use rustix::io::FdFlags;
+use openhook_wire::inherited::{self, ClaimError};
 
 /// Why an inherited fd number could not be claimed.
 #[derive(Debug, thiserror::Error)]
@@ -39,28 +34,17 @@ pub enum InheritedError {
     },
 }
 
-/// Claims inherited fd `fd` (named by `what` in errors): checks it is open
-/// and not close-on-exec, then marks it close-on-exec and owns it.
+/// Claims inherited fd `fd` (named by `what` in errors) through
+/// [`openhook_wire::inherited::claim`]: checks it is open and not
+/// close-on-exec, then marks it close-on-exec and owns it.
 pub fn claim(fd: RawFd, what: &'static str) -> Result<OwnedFd, InheritedError> {
-    let not = |source| InheritedError::NotInherited { what, fd, source };
-    if fd < 3 {
-        return Err(not(None));
-    }
-    // SAFETY: F_GETFD only reads the descriptor flags of a number; it fails
-    // with EBADF when the number is not open and touches nothing else.
-    let flags = unsafe { libc::fcntl(fd, libc::F_GETFD) };
-    if flags < 0 {
-        return Err(not(Some(io::Error::last_os_error())));
-    }
-    if FdFlags::from_bits_retain(flags.cast_unsigned()).contains(FdFlags::CLOEXEC) {
-        return Err(not(None));
-    }
-    // SAFETY: `fd` is open (F_GETFD succeeded) and was inherited (not
-    // close-on-exec), so nothing else in this process owns it; setting the
-    // flag right below makes a second claim fail.
-    let owned = unsafe { OwnedFd::from_raw_fd(fd) };
-    rustix::io::fcntl_setfd(&owned, FdFlags::CLOEXEC).map_err(|e| not(Some(e.into())))?;
-    Ok(owned)
+    inherited::claim(fd).map_err(|e| {
+        let source = match e {
+            ClaimError::Stdio | ClaimError::CloseOnExec => None,
+            ClaimError::NotOpen(_) | ClaimError::SetFlags(_) => Some(io::Error::from(e)),
+        };
+        InheritedError::NotInherited { what, fd, source }
+    })
 }
 
 /// Reads the policy text from inherited fd `fd` (a memfd, pipe or file),
@@ -106,6 +90,7 @@ pub fn read_policy(fd: RawFd, limit: u64) -> Result<String, InheritedError> {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use rustix::io::FdFlags;
     use std::io::Write as _;
     use std::os::fd::{AsRawFd, IntoRawFd};
 

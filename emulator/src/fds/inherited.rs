@@ -1,9 +1,11 @@
-//! The one place integers become fds (style R3.2): `-open-hook-fd N`,
+//! Where the emulator's inherited fd numbers become fds: `-open-hook-fd N`,
 //! `-add-fd fd=N`, chardev `fd=N`, systemd's `LISTEN_FDS`, and the
-//! broker's `[[listen]]` sockets for `path=` server chardevs.
+//! broker's `[[listen]]` sockets for `path=` server chardevs. Each number
+//! is claimed through [`openhook_wire::inherited`], the workspace's one
+//! claiming function (see its docs for why a claim is sound).
 //!
 //! A `-chardev socket,path=P,server=on` inside the sandbox cannot bind P
-//! itself: the broker binds it (`[[listen]]`, design §5) and passes the
+//! itself: the broker binds it (`[[listen]]`, docs/policy.md) and passes the
 //! listening socket at a declared fd number. The emulator finds it by
 //! asking the kernel, not a side channel: among the inherited fds (open,
 //! not close-on-exec, above 2) it takes the one that is a listening
@@ -12,24 +14,17 @@
 //! the same way, and the command line needs no change when a policy moves
 //! the fd number.
 //!
-//! A number may be claimed only if it is open and *not* close-on-exec.
-//! Every fd inherited across `exec` has the flag clear, while every fd this
-//! process opens itself is close-on-exec (Rust std, rustix with `CLOEXEC`,
-//! our own dups), so the check also proves no other owner exists in this
-//! process. Claiming sets the flag (or replaces the fd by a close-on-exec
-//! dup), so the same number can never be claimed twice. Standard streams
-//! 0–2 are never claimed: std keeps using them.
-#![allow(unsafe_code)]
+//! Standard streams 0–2 are never claimed: std keeps using them.
 
 use std::io;
-use std::os::fd::{AsFd, FromRawFd, OwnedFd};
+use std::os::fd::{AsFd, OwnedFd};
 
 use rustix::fs::FileType;
-use rustix::io::FdFlags;
 
-use super::activation::{self, ActivatedFd, Activation, ActivationEnv, ActivationError};
 use crate::cli::process_opts::ADD_FD_NOT_VALID;
 use crate::vm_config::{ChardevBackend, InheritedFd, MachineConfig, SocketAddrConfig};
+use openhook_wire::activation::{self, ActivatedFd, Activation, ActivationEnv, ActivationError};
+use openhook_wire::inherited;
 
 /// Why an inherited fd could not be claimed; one start-up error line.
 #[derive(Debug, thiserror::Error)]
@@ -120,39 +115,10 @@ impl InheritedFds {
     }
 }
 
-/// Fails unless `n` is an open, inheritable (not close-on-exec), non-stdio fd.
-fn check_claimable(n: i32) -> io::Result<()> {
-    if n <= 2 {
-        return Err(io::Error::new(
-            io::ErrorKind::InvalidInput,
-            "standard I/O streams cannot be claimed",
-        ));
-    }
-    // SAFETY: F_GETFD reads the fd-table flags of the number `n`; it has no
-    // memory effects and fails with EBADF when `n` is not open.
-    let flags = unsafe { libc::fcntl(n, libc::F_GETFD) };
-    if flags == -1 {
-        return Err(io::Error::last_os_error());
-    }
-    if flags & libc::FD_CLOEXEC != 0 {
-        return Err(io::Error::new(
-            io::ErrorKind::InvalidInput,
-            "fd is close-on-exec, so it was not inherited",
-        ));
-    }
-    Ok(())
-}
-
-/// Claims inherited fd `n` and marks it close-on-exec.
+/// Claims inherited fd `n` and marks it close-on-exec
+/// ([`openhook_wire::inherited::claim`]).
 fn claim(n: i32) -> io::Result<OwnedFd> {
-    check_claimable(n)?;
-    // SAFETY: `n` is open and not close-on-exec; nothing in this process
-    // creates inheritable fds above 2 except what it inherited, and a
-    // claimed fd becomes close-on-exec at once (next line), so this is the
-    // only `OwnedFd` for `n` (module docs).
-    let fd = unsafe { OwnedFd::from_raw_fd(n) };
-    rustix::io::fcntl_setfd(&fd, FdFlags::CLOEXEC)?;
-    Ok(fd)
+    inherited::claim(n).map_err(io::Error::from)
 }
 
 /// Reads `LISTEN_PID`/`LISTEN_FDS`/`LISTEN_FDNAMES` from the process
@@ -206,25 +172,23 @@ pub fn find_listener(path: &std::path::Path) -> Option<OwnedFd> {
         .min(LISTENER_SCAN_MAX);
     let limit = i32::try_from(limit).unwrap_or(i32::MAX);
     for n in 3..limit {
-        if check_claimable(n).is_err() {
-            continue;
-        }
-        // SAFETY: F_GETFD just showed `n` is open and inheritable; borrowing
-        // it for the three queries below does not claim or close it.
-        let fd = unsafe { std::os::fd::BorrowedFd::borrow_raw(n) };
-        let listening = rustix::net::sockopt::socket_acceptconn(fd).unwrap_or(false);
-        let stream = rustix::net::sockopt::socket_type(fd)
-            .is_ok_and(|t| t == rustix::net::SocketType::STREAM);
-        if !listening || !stream {
-            continue;
-        }
-        let bound = match rustix::net::getsockname(fd) {
-            Ok(addr) => rustix::net::SocketAddrUnix::try_from(addr)
-                .ok()
-                .and_then(|u| u.path().map(|p| p.to_bytes().to_vec())),
-            Err(_) => None,
-        };
-        if bound.as_deref() == Some(path.as_os_str().as_bytes()) {
+        // Looks without claiming: only the match is claimed.
+        let matches = inherited::inspect(n, |fd| {
+            let listening = rustix::net::sockopt::socket_acceptconn(fd).unwrap_or(false);
+            let stream = rustix::net::sockopt::socket_type(fd)
+                .is_ok_and(|t| t == rustix::net::SocketType::STREAM);
+            if !listening || !stream {
+                return false;
+            }
+            let bound = match rustix::net::getsockname(fd) {
+                Ok(addr) => rustix::net::SocketAddrUnix::try_from(addr)
+                    .ok()
+                    .and_then(|u| u.path().map(|p| p.to_bytes().to_vec())),
+                Err(_) => None,
+            };
+            bound.as_deref() == Some(path.as_os_str().as_bytes())
+        });
+        if matches == Some(true) {
             return claim(n).ok();
         }
     }
@@ -317,10 +281,13 @@ pub fn claim_all(
 }
 
 #[cfg(test)]
+// The tests make and close raw fd numbers the way a parent would.
+#[allow(unsafe_code)]
 mod tests {
     use super::*;
     use crate::vm_config::{AddFdConfig, ChardevConfig, SocketChardev};
-    use std::os::fd::{AsRawFd, IntoRawFd, RawFd};
+    use rustix::io::FdFlags;
+    use std::os::fd::{AsRawFd, FromRawFd, IntoRawFd, RawFd};
 
     /// A real inheritable fd (close-on-exec clear), as a parent would pass.
     /// Returns its number; ownership goes to the test's claim.

@@ -1,9 +1,11 @@
-//! File descriptors: where integers become fds (`inherited`), socket
-//! activation (`activation`), fd sets (`fdset`, pure rules), the QMP
-//! `getfd` name table (`named`), and the one function that opens files
-//! (`open`).
+//! File descriptors: where the emulator's inherited numbers are claimed
+//! (`inherited`, through `openhook_wire::inherited`), socket activation
+//! (`activation`, the parser shared with the broker), fd sets (`fdset`,
+//! pure rules), the QMP `getfd` name table (`named`), and the one function
+//! that opens files (`open`).
 
-pub mod activation;
+/// The `LISTEN_*` parser lives in `openhook-wire`, shared with the broker.
+pub use openhook_wire::activation;
 pub mod fdset;
 pub mod inherited;
 pub mod named;

@@ -20,22 +20,20 @@
 #![forbid(unsafe_code)]
 
 use std::io;
-use std::mem::MaybeUninit;
 use std::os::fd::{AsFd, BorrowedFd, OwnedFd};
 use std::sync::Arc;
 use std::thread::JoinHandle;
 
 use openhook_wire::qmp::Event;
+use openhook_wire::scm::{self, ScmError};
 use rustix::event::{PollFd, PollFlags};
 use rustix::io::Errno;
-use rustix::net::{RecvAncillaryBuffer, RecvAncillaryMessage, RecvFlags, SocketFlags};
+use rustix::net::SocketFlags;
 
 use super::commands::Ctx;
 use super::hub::{lock, FdBatch, Hub, Monitor, Subscriber};
 use super::session::{Effect, Output, Session};
 
-/// Most fds the kernel passes in one SCM_RIGHTS message (`SCM_MAX_FD`).
-const SCM_MAX_FD: usize = 253;
 /// Bytes read per `recvmsg`.
 const READ_CHUNK: usize = 64 * 1024;
 
@@ -148,30 +146,18 @@ fn receive(
             }
         };
     }
-    let mut space = vec![MaybeUninit::<u8>::uninit(); rustix::cmsg_space!(ScmRights(SCM_MAX_FD))];
-    let mut control = RecvAncillaryBuffer::new(&mut space);
-    let msg = loop {
-        match rustix::net::recvmsg(
-            input,
-            &mut [io::IoSliceMut::new(buf)],
-            &mut control,
-            RecvFlags::CMSG_CLOEXEC,
-        ) {
-            Err(Errno::INTR) => {}
-            r => break r?,
+    // Every fd arrives close-on-exec and owned; MSG_CTRUNC or an error
+    // closes them all and ends the connection.
+    let got = scm::recv_with_fds(input, buf, scm::MAX_FDS).map_err(|e| {
+        if matches!(e, ScmError::Truncated { .. }) {
+            tracing::warn!("QMP monitor: {e}; closing the connection");
         }
-    };
-    // Own every fd before looking at anything else.
-    let mut fds = Vec::new();
-    for m in control.drain() {
-        if let RecvAncillaryMessage::ScmRights(rights) = m {
-            fds.extend(rights);
-        }
+        io::Error::from(e)
+    })?;
+    if !got.fds.is_empty() {
+        batch.replace(got.fds);
     }
-    if !fds.is_empty() {
-        batch.replace(fds);
-    }
-    Ok(msg.bytes)
+    Ok(got.bytes)
 }
 
 /// One conversation: greeting, then commands and events until EOF.

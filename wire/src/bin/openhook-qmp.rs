@@ -21,9 +21,9 @@ use std::process::ExitCode;
 use std::time::{Duration, Instant};
 
 use clap::Parser;
-use openhook_wire::qmp::client::send_with_fds;
 use openhook_wire::qmp::message::{to_qemu_json, ErrorResponse, ReturnResponse};
 use openhook_wire::qmp::{ClientError, QmpClient, ServerMessage};
+use openhook_wire::scm::send_with_fds;
 use serde_json::Value;
 
 #[derive(Parser, Debug)]

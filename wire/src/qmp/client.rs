@@ -7,13 +7,11 @@
 
 use std::collections::VecDeque;
 use std::io::{self, Read, Write};
-use std::mem::MaybeUninit;
 use std::os::fd::BorrowedFd;
 use std::os::unix::net::UnixStream;
 use std::path::Path;
 use std::time::Duration;
 
-use rustix::net::{SendAncillaryBuffer, SendAncillaryMessage, SendFlags};
 use serde_json::Value;
 
 use super::message::{
@@ -21,6 +19,7 @@ use super::message::{
     VersionTriple,
 };
 use super::stream::{JsonError, JsonStream, Limits};
+use crate::scm;
 
 /// What can go wrong talking to a monitor.
 #[derive(Debug, thiserror::Error)]
@@ -152,7 +151,7 @@ impl QmpClient {
     pub fn send_raw(&mut self, bytes: &[u8], fds: &[BorrowedFd<'_>]) -> Result<(), ClientError> {
         let mut sent = 0;
         if !fds.is_empty() {
-            sent = send_with_fds(&self.sock, bytes, fds)?;
+            sent = scm::send_with_fds(&self.sock, bytes, fds).map_err(io::Error::from)?;
         }
         self.sock.write_all(&bytes[sent..])?;
         Ok(())
@@ -221,29 +220,5 @@ impl QmpClient {
     /// The socket, e.g. to poll it.
     pub fn socket(&self) -> &UnixStream {
         &self.sock
-    }
-}
-
-/// `sendmsg` of `bytes` with `fds` attached; returns the bytes sent.
-pub fn send_with_fds(sock: &UnixStream, bytes: &[u8], fds: &[BorrowedFd<'_>]) -> io::Result<usize> {
-    let mut space = vec![MaybeUninit::<u8>::uninit(); rustix::cmsg_space!(ScmRights(fds.len()))];
-    let mut control = SendAncillaryBuffer::new(&mut space);
-    if !control.push(SendAncillaryMessage::ScmRights(fds)) {
-        return Err(io::Error::new(
-            io::ErrorKind::InvalidInput,
-            "too many fds for one message",
-        ));
-    }
-    loop {
-        match rustix::net::sendmsg(
-            sock,
-            &[io::IoSlice::new(bytes)],
-            &mut control,
-            SendFlags::NOSIGNAL,
-        ) {
-            Ok(n) => return Ok(n),
-            Err(rustix::io::Errno::INTR) => continue,
-            Err(e) => return Err(e.into()),
-        }
     }
 }

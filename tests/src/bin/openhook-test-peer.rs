@@ -21,8 +21,6 @@
 //!   does COUNT round trips through `HookClient` alternating the paths,
 //!   prints `done ok A denied B`, waits for a stdin line, exits.
 
-mod sys;
-
 use std::io::{BufRead, Write};
 use std::os::fd::{AsFd, OwnedFd};
 use std::path::Path;
@@ -30,6 +28,7 @@ use std::process::ExitCode;
 
 use openhook_wire::hook::frame::{self, REPLY_LEN};
 use openhook_wire::hook::HookClient;
+use openhook_wire::inherited;
 use openhook_wire::scm;
 
 fn hex(s: &str) -> Result<Vec<u8>, String> {
@@ -83,11 +82,13 @@ fn list_fds(out: &mut impl Write) -> Result<(), String> {
         .filter_map(|e| e.ok()?.file_name().to_str()?.parse().ok())
         .collect();
     // The directory iterator's own fd is closed now: drop it.
-    nums.retain(|&n| sys::fd_flags(n).is_some());
+    nums.retain(|&n| inherited::fd_flags(n).is_ok());
     nums.sort_unstable();
     let cloexec: Vec<String> = nums
         .iter()
-        .filter(|&&n| sys::fd_flags(n).is_some_and(|f| f & libc::FD_CLOEXEC != 0))
+        .filter(|&&n| {
+            inherited::fd_flags(n).is_ok_and(|f| f.contains(rustix::io::FdFlags::CLOEXEC))
+        })
         .map(|n| n.to_string())
         .collect();
     let all: Vec<String> = nums.iter().map(|n| n.to_string()).collect();
@@ -109,7 +110,7 @@ fn run(args: &[String], hook_fd: i32) -> Result<(), String> {
         std::thread::sleep(std::time::Duration::from_secs(600));
         return Ok(());
     }
-    let sock = sys::claim_inherited_fd(hook_fd).map_err(|e| format!("hook fd {hook_fd}: {e}"))?;
+    let sock = inherited::claim(hook_fd).map_err(|e| format!("hook fd {hook_fd}: {e}"))?;
     let arg = |i: usize| {
         args.get(i)
             .cloned()
@@ -138,6 +139,10 @@ fn run(args: &[String], hook_fd: i32) -> Result<(), String> {
         }
         "half-then-exit" => {
             send(&open_frame("/x")?[..5])?;
+            // The grandchild inherits the hook fd: undo the claim's
+            // close-on-exec.
+            rustix::io::fcntl_setfd(&sock, rustix::io::FdFlags::empty())
+                .map_err(|e| e.to_string())?;
             // Our own binary (the only one the sandbox lets us execute).
             let me = std::env::args_os().next().ok_or("no argv[0]")?;
             let child = std::process::Command::new(me)
@@ -148,7 +153,7 @@ fn run(args: &[String], hook_fd: i32) -> Result<(), String> {
                 .spawn()
                 .map_err(|e| e.to_string())?;
             writeln!(out, "grandchild {}", child.id()).map_err(|e| e.to_string())?;
-            // The hook fd was inherited by `sleep` (it is not close-on-exec).
+            // The hook fd was inherited by `hold` (not close-on-exec).
             std::mem::forget(sock);
         }
         "flood" => {

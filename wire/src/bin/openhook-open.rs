@@ -7,14 +7,13 @@
 //! 0 when every open succeeded, 1 when some were refused, 2 on usage or
 //! connection errors.
 
-mod sys;
-
 use std::io::Write;
 use std::os::fd::AsRawFd;
 use std::path::PathBuf;
 use std::process::ExitCode;
 
 use openhook_wire::hook::HookClient;
+use openhook_wire::inherited;
 use openhook_wire::Errno;
 
 const FLAG_NAMES: &[(&str, i32)] = &[
@@ -101,7 +100,7 @@ fn main() -> ExitCode {
             return ExitCode::from(2);
         }
     };
-    let sock = match sys::claim_inherited_fd(args.hook_fd) {
+    let sock = match inherited::claim(args.hook_fd) {
         Ok(s) => s,
         Err(e) => {
             eprintln!("openhook-open: -open-hook-fd {}: {e}", args.hook_fd);

@@ -1,5 +1,6 @@
 //! systemd socket activation: `LISTEN_PID`, `LISTEN_FDS`, `LISTEN_FDNAMES`
-//! (pure parse; design §8, seed 002).
+//! (pure parse; the one parser of these variables, used by the emulator
+//! and the broker; docs/user-guide.md describes activation).
 //!
 //! - Only when `LISTEN_PID` equals our pid (otherwise the variables belong
 //!   to someone else and are left alone).
@@ -8,8 +9,10 @@
 //!   3 + *i*, and a chardev whose id equals a name uses that fd. Fewer
 //!   names than fds leaves the rest unnamed; more names is an error.
 //!
-//! The glue (`fds::inherited::claim_activation`) marks the fds close-on-exec,
-//! fails start-up if one is not open, and unsets the three variables.
+//! The emulator's glue (`fds::inherited::claim_activation`) claims the fds
+//! through [`crate::inherited`], fails start-up if one is not open, and
+//! unsets the three variables. The broker only counts the fds (it passes
+//! the names on untouched to the program it launches).
 #![forbid(unsafe_code)]
 
 /// First activated fd (`SD_LISTEN_FDS_START`).
