@@ -5,6 +5,7 @@ use std::path::PathBuf;
 
 pub mod broker;
 pub mod fw;
+pub mod transparent;
 
 /// Directory holding the workspace's built binaries (`target/<profile>`),
 /// derived from the test executable's location (`target/<profile>/deps/…`).
