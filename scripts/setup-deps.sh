@@ -10,7 +10,12 @@ need_apt=()
 # with 1:7.2+dfsg-7+deb12u18+b2 (QEMU 7.2.22); the check below warns unless 7.2.
 # gcc/binutils: tests/firmware/build.rs builds the guest firmware (gcc -m32, ld, objcopy).
 # python3/pip: the qemu.qmp client tests (emulator/tests/qmp_python.rs).
-for tool in strace:strace socat:socat qemu-system-x86_64:qemu-system-x86 gcc:gcc ld:binutils objcopy:binutils python3:python3 pip3:python3-pip; do
+# man/groff, zsh/fish: the man page and completion tests (tests/tests/manpages.rs).
+# systemd (systemd-analyze, systemd-socket-activate; the package only, no
+# service is started): the unit tests (tests/tests/systemd_units.rs).
+# dpkg-deb: the package build (scripts/package-deb.sh).
+for tool in strace:strace socat:socat qemu-system-x86_64:qemu-system-x86 gcc:gcc ld:binutils objcopy:binutils python3:python3 pip3:python3-pip \
+    man:man-db groff:groff-base zsh:zsh fish:fish systemd-analyze:systemd systemd-socket-activate:systemd dpkg-deb:dpkg; do
   cmd=${tool%%:*} pkg=${tool##*:}
   command -v "$cmd" >/dev/null 2>&1 || need_apt+=("$pkg")
 done

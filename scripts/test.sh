@@ -7,6 +7,7 @@ scripts/setup-deps.sh
 export OPENHOOK_REQUIRE_KVM=1
 export OPENHOOK_REQUIRE_QEMU=1
 export OPENHOOK_REQUIRE_KERNEL=1
+export OPENHOOK_REQUIRE_TOOLS=1
 cargo fmt --all --check
 cargo clippy --workspace --all-targets -- -D warnings
 # `cargo test` builds a package's binaries only for that package's own

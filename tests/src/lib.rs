@@ -98,3 +98,25 @@ pub fn read_until(
         }
     }
 }
+
+/// The path of host tool `name` (man, groff, zsh, systemd-analyze, ...),
+/// or None with a one-line note when the test should skip it: a missing
+/// tool fails the test instead when `OPENHOOK_REQUIRE_TOOLS` is set, as
+/// `scripts/test.sh` does after `scripts/setup-deps.sh` installed them.
+pub fn tool_or_skip(test: &str, name: &str) -> Option<PathBuf> {
+    let found = std::env::var_os("PATH").and_then(|p| {
+        std::env::split_paths(&p)
+            .map(|d| d.join(name))
+            .find(|p| p.is_file())
+    });
+    if found.is_none() {
+        let require =
+            std::env::var_os("OPENHOOK_REQUIRE_TOOLS").is_some_and(|v| !v.is_empty() && v != "0");
+        assert!(
+            !require,
+            "{test}: {name} not found on PATH and OPENHOOK_REQUIRE_TOOLS is set (scripts/setup-deps.sh installs it)"
+        );
+        eprintln!("skipping {test} ({name}): {name} not found (scripts/setup-deps.sh installs it)");
+    }
+    found
+}

@@ -16,39 +16,15 @@ use std::fs::File;
 use std::io::{self, BufRead, Write};
 use std::os::fd::{AsFd, BorrowedFd};
 use std::os::unix::net::UnixStream;
-use std::path::PathBuf;
 use std::process::ExitCode;
 use std::time::{Duration, Instant};
 
 use clap::Parser;
+use openhook_wire::qmp::cli::Cli;
 use openhook_wire::qmp::message::{to_qemu_json, ErrorResponse, ReturnResponse};
 use openhook_wire::qmp::{ClientError, QmpClient, ServerMessage};
 use openhook_wire::scm::send_with_fds;
 use serde_json::Value;
-
-#[derive(Parser, Debug)]
-#[command(
-    name = "openhook-qmp",
-    about = "Talk to a QMP monitor, passing files as fds"
-)]
-struct Cli {
-    /// The monitor's Unix socket.
-    socket: PathBuf,
-    /// A command object, or a command name followed by JSON arguments.
-    command: Vec<String>,
-    /// Read commands from stdin, one per line; print everything received.
-    #[arg(long, conflicts_with = "command")]
-    interactive: bool,
-    /// Open PATH (r, w or rw) and send it with the (first) command.
-    #[arg(long = "fd", value_name = "PATH:r|w|rw")]
-    fds: Vec<String>,
-    /// After the reply, keep printing events for this many milliseconds.
-    #[arg(long, value_name = "MS", default_value_t = 0)]
-    linger: u64,
-    /// Also print the greeting.
-    #[arg(long)]
-    greeting: bool,
-}
 
 fn open_fd_arg(spec: &str) -> Result<File, String> {
     let (path, mode) = spec

@@ -6,6 +6,8 @@
 //! - [`client`]: a blocking client library (greeting, negotiation,
 //!   commands with fds over SCM_RIGHTS, events).
 
+#[cfg(feature = "cli")]
+pub mod cli;
 pub mod client;
 pub mod lexer;
 pub mod message;
