@@ -49,3 +49,10 @@ CARGO_FUZZ_VERSION=0.13.1
 if ! cargo fuzz --version 2>/dev/null | grep -qx "cargo-fuzz $CARGO_FUZZ_VERSION"; then
   cargo install cargo-fuzz --version "$CARGO_FUZZ_VERSION" --locked
 fi
+
+# cargo-machete finds dependencies no code uses (scripts/test.sh runs it;
+# stable toolchain, no build needed: it reads the sources).
+CARGO_MACHETE_VERSION=0.9.1
+if ! cargo machete --version 2>/dev/null | grep -q "$CARGO_MACHETE_VERSION"; then
+  cargo install cargo-machete --version "$CARGO_MACHETE_VERSION" --locked
+fi

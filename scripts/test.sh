@@ -1,6 +1,7 @@
 #!/usr/bin/env bash
 # The whole test suite, exactly what CI runs (.ci/run calls this).
-# Installs what the tests need (pinned), then: fmt, clippy, every test.
+# Installs what the tests need (pinned), then: fmt, clippy, unused
+# dependencies, every test.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 scripts/setup-deps.sh
@@ -10,6 +11,8 @@ export OPENHOOK_REQUIRE_KERNEL=1
 export OPENHOOK_REQUIRE_TOOLS=1
 cargo fmt --all --check
 cargo clippy --workspace --all-targets -- -D warnings
+# Dependencies no code uses (every package, the fuzz workspace included).
+cargo machete
 # `cargo test` builds a package's binaries only for that package's own
 # integration tests; the suites in tests/ run the broker and emulator
 # binaries of other packages, so build every binary first.

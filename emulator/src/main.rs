@@ -2,6 +2,15 @@
 //! sandbox, run the machine, exit with its status (see `run`).
 
 fn main() {
+    // Diagnostics go to stderr, filtered by OPENHOOK_LOG (default `warn`),
+    // as the broker's do (docs/user-guide.md).
+    tracing_subscriber::fmt()
+        .with_writer(std::io::stderr)
+        .with_env_filter(
+            tracing_subscriber::EnvFilter::try_from_env("OPENHOOK_LOG")
+                .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("warn")),
+        )
+        .init();
     let args: Vec<std::ffi::OsString> = std::env::args_os().skip(1).collect();
     let status = openhook_emulator::run::main_with_args(args);
     std::process::exit(status);
