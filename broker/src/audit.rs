@@ -121,6 +121,7 @@ pub fn unescape_path(s: &str) -> Option<Vec<u8>> {
 }
 
 #[cfg(test)]
+#[allow(clippy::disallowed_methods)] // tests read and write their temp trees
 mod tests {
     use super::*;
     use proptest::prelude::*;

@@ -7,6 +7,9 @@
 //! `openhook-emulator`, so both machines can be fed the same image and disk
 //! and compared on transcript, disk bytes and exit status.
 
+// Test harness: reads transcripts and writes disk images by path.
+#![allow(clippy::disallowed_methods)]
+
 use std::ffi::OsString;
 use std::io;
 use std::path::{Path, PathBuf};

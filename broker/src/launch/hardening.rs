@@ -133,6 +133,7 @@ pub fn broker_profile(policy: &Policy, child: i32) -> BrokerProfile {
 }
 
 #[cfg(test)]
+#[allow(clippy::disallowed_methods)] // tests read and write their temp trees
 mod tests {
     use super::*;
 
