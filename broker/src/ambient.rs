@@ -273,6 +273,30 @@ pub fn read_policy_file(path: &Path) -> Result<String, ReadError> {
     })
 }
 
+/// Largest argument file read (`argfile`): a command line, not data.
+pub const MAX_ARGS_BYTES: u64 = 1 << 20;
+
+/// Reads an argument file (`@/path` among the program's arguments) as
+/// UTF-8 text: a regular file of at most [`MAX_ARGS_BYTES`].
+pub fn read_args_file(path: &Path) -> Result<String, String> {
+    let file = OpenOptions::new()
+        .read(true)
+        .custom_flags(libc::O_CLOEXEC | libc::O_NOCTTY | libc::O_NONBLOCK)
+        .open(path)
+        .map_err(|e| e.to_string())?;
+    if !file.metadata().map_err(|e| e.to_string())?.is_file() {
+        return Err("not a regular file".into());
+    }
+    let mut bytes = Vec::new();
+    file.take(MAX_ARGS_BYTES + 1)
+        .read_to_end(&mut bytes)
+        .map_err(|e| e.to_string())?;
+    if u64::try_from(bytes.len()).unwrap_or(u64::MAX) > MAX_ARGS_BYTES {
+        return Err(format!("larger than {MAX_ARGS_BYTES} bytes"));
+    }
+    String::from_utf8(bytes).map_err(|_| "not valid UTF-8".into())
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

@@ -3,6 +3,7 @@
 
 pub mod activation;
 pub mod ambient;
+pub mod argfile;
 pub mod audit;
 pub mod explain;
 pub mod inherited;

@@ -6,6 +6,9 @@
 //! `openhook-broker check --policy FILE --explain PATH [--access r|w|rw]
 //! [--create] [--truncate] [--type TYPE]`.
 //!
+//! An argument `@/FILE` among PROGRAM's arguments is replaced by the words
+//! of FILE (`argfile`).
+//!
 //! Exit status: the child's (128 + signal when it was killed); 125 when the
 //! broker cannot start it (bad policy, missing root, ...), 126 when the
 //! program is not executable, 127 when it is not found. `check`: 0 valid,
@@ -19,7 +22,7 @@ use std::process::ExitCode;
 use clap::{Parser, Subcommand};
 use openhook_broker::ambient::{self, Ambient};
 use openhook_broker::launch::{self, LaunchSpec};
-use openhook_broker::{activation, explain, inherited, policy, serve};
+use openhook_broker::{activation, argfile, explain, inherited, policy, serve};
 
 #[derive(Parser)]
 #[command(
@@ -279,7 +282,13 @@ fn main() -> ExitCode {
                 .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("warn")),
         )
         .init();
-    let cli = Cli::parse();
+    // `@/FILE` among PROGRAM's arguments: its words (see argfile).
+    let cli = match argfile::expand(std::env::args_os().collect(), |p| {
+        ambient::read_args_file(p)
+    }) {
+        Ok(argv) => Cli::parse_from(argv),
+        Err(e) => return fail(125, e),
+    };
     match cli.command {
         Some(Command::Check {
             policy: Some(policy),
