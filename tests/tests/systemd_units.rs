@@ -24,7 +24,9 @@ use serde_json::json;
 const INSTANCE: &str = "vm1";
 
 fn contrib(rel: &str) -> PathBuf {
-    Path::new(env!("CARGO_MANIFEST_DIR")).join("../contrib").join(rel)
+    Path::new(env!("CARGO_MANIFEST_DIR"))
+        .join("../contrib")
+        .join(rel)
 }
 
 fn read(p: &Path) -> String {
@@ -59,7 +61,12 @@ impl Root {
     /// scratch root; `/usr/bin/` becomes the directory of the built binaries.
     fn map(&self, text: &str) -> String {
         let mut s = text.replace("%i", INSTANCE);
-        for prefix in ["/etc/openhook/", "/var/lib/openhook/", "/var/log/openhook/", "/run/openhook/"] {
+        for prefix in [
+            "/etc/openhook/",
+            "/var/lib/openhook/",
+            "/var/log/openhook/",
+            "/run/openhook/",
+        ] {
             let to = self.path(prefix.trim_end_matches('/'));
             s = s.replace(prefix, &format!("{}/", to.display()));
         }
@@ -141,13 +148,26 @@ fn exec_start_under_socket_activation_serves_qmp_and_runs_the_vm() {
 
     // What systemd creates for the unit (StateDirectory, LogsDirectory,
     // the socket's directory) and what the operator installs.
-    for d in ["/etc/openhook", "/var/lib/openhook/vm1", "/var/log/openhook/vm1", "/run/openhook"] {
+    for d in [
+        "/etc/openhook",
+        "/var/lib/openhook/vm1",
+        "/var/log/openhook/vm1",
+        "/run/openhook",
+    ] {
         std::fs::create_dir_all(root.path(d)).unwrap();
     }
     assert_eq!(directive(&service, "StateDirectory"), "openhook/%i");
     assert_eq!(directive(&service, "LogsDirectory"), "openhook/%i");
-    std::fs::copy(fw::image(fw::IMAGE), root.path("/var/lib/openhook/vm1/firmware.bin")).unwrap();
-    fw::prepare_disk(&root.path("/var/lib/openhook/vm1/disk.img"), fw::DISK_SECTORS).unwrap();
+    std::fs::copy(
+        fw::image(fw::IMAGE),
+        root.path("/var/lib/openhook/vm1/firmware.bin"),
+    )
+    .unwrap();
+    fw::prepare_disk(
+        &root.path("/var/lib/openhook/vm1/disk.img"),
+        fw::DISK_SECTORS,
+    )
+    .unwrap();
     std::fs::write(
         root.path("/etc/openhook/vm1.toml"),
         root.map(&read(&contrib("examples/vm1.toml"))),
@@ -192,12 +212,16 @@ fn exec_start_under_socket_activation_serves_qmp_and_runs_the_vm() {
     )
     .unwrap();
     let got = read_until(&mut r, |v| v.get("id") == Some(&json!(2)));
-    assert!(got.contains(&json!({"return": {"name": INSTANCE}, "id": 1})), "{got:?}");
+    assert!(
+        got.contains(&json!({"return": {"name": INSTANCE}, "id": 1})),
+        "{got:?}"
+    );
     assert_eq!(
         got.last().unwrap()["return"],
         json!({"status": "prelaunch", "singlestep": false, "running": false})
     );
-    s.write_all(b"{\"execute\": \"cont\", \"id\": 3}\n").unwrap();
+    s.write_all(b"{\"execute\": \"cont\", \"id\": 3}\n")
+        .unwrap();
     read_until(&mut r, |v| v.get("id") == Some(&json!(3)));
 
     // The firmware checks the disk and reports through isa-debug-exit:
@@ -226,7 +250,10 @@ struct Diagnostics(Option<std::thread::JoinHandle<String>>);
 
 impl Diagnostics {
     fn take(mut self) -> String {
-        self.0.take().map(|t| t.join().unwrap_or_default()).unwrap_or_default()
+        self.0
+            .take()
+            .map(|t| t.join().unwrap_or_default())
+            .unwrap_or_default()
     }
 }
 
