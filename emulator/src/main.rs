@@ -12,6 +12,12 @@ fn main() {
         )
         .init();
     let args: Vec<std::ffi::OsString> = std::env::args_os().skip(1).collect();
-    let status = openhook_emulator::run::main_with_args(args);
+    let status = match openhook_emulator::run::main_with_args(args) {
+        Ok(status) => status,
+        Err(e) => {
+            eprintln!("openhook-emulator: {e}");
+            e.exit_status()
+        }
+    };
     std::process::exit(status);
 }

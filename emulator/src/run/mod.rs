@@ -13,6 +13,7 @@
 //!    and the signal thread;
 //! 6. run until the machine ends and return its exit status.
 
+mod error;
 pub mod files;
 pub mod mode;
 pub mod reexec;
@@ -25,21 +26,17 @@ use std::sync::Arc;
 use openhook_sandbox::{Mode, Needs, Profile, ThreadKind};
 
 use crate::devices::virtio::blk;
-use crate::fds::inherited;
+use crate::fds::activation::Activation;
+use crate::fds::inherited::{self, InheritedFds};
 use crate::fds::open::{HookOpen, Opener};
 use crate::machine::{syscalls, ExitReason, Machine, ShutdownCause};
 use crate::qmp;
+use crate::vm_config::MachineConfig;
 
 /// Syscalls of this module's own threads (the signal thread).
 pub const SYSCALLS: &[i64] = &[libc::SYS_rt_sigtimedwait, libc::SYS_rt_sigprocmask];
 
-/// Exit status for a start-up failure (QEMU's).
-pub const EXIT_STARTUP: i32 = 1;
-
-fn fail(msg: impl std::fmt::Display) -> i32 {
-    eprintln!("openhook-emulator: {msg}");
-    EXIT_STARTUP
-}
+pub use error::{StartError, EXIT_STARTUP};
 
 /// What the sandbox must allow: the main/monitor threads' needs, and the
 /// narrower vCPU filter. `mode` comes from [`mode::effective_mode`].
@@ -68,42 +65,34 @@ pub const PRINT_DERIVED_POLICY: &str = "--print-derived-policy";
 
 /// Makes every path in `config` absolute against the current directory,
 /// so the broker (which refuses relative names) sees the same files.
-fn absolutize(config: &mut crate::vm_config::MachineConfig) -> Result<(), crate::cli::CliError> {
+fn absolutize(config: &mut MachineConfig) -> Result<(), crate::cli::CliError> {
     let cwd = std::env::current_dir().unwrap_or_default();
     crate::cli::paths::absolutize(config, &cwd)
 }
 
-fn print_derived_policy(args: Vec<OsString>) -> i32 {
-    let mut config = match crate::cli::parse_command_line(args, &[]) {
-        Ok(c) => c,
-        Err(e) => return fail(e),
-    };
-    if let Err(e) = absolutize(&mut config) {
-        return fail(e);
-    }
-    match crate::cli::derived_policy::derive(&config) {
-        Ok(d) => {
-            print!("{}", d.toml);
-            0
-        }
-        Err(e) => fail(e),
-    }
+fn print_derived_policy(args: Vec<OsString>) -> Result<i32, StartError> {
+    let mut config = crate::cli::parse_command_line(args, &[])?;
+    absolutize(&mut config)?;
+    let derived = crate::cli::derived_policy::derive(&config)?;
+    print!("{}", derived.toml);
+    Ok(0)
 }
 
-/// Prints `-help`/`-version` text: 0, or 1 when stdout cannot take it
+/// Prints `-help`/`-version` text; an error when stdout cannot take it
 /// (closed, full disk) rather than a panic.
-fn print_info(text: &str) -> i32 {
+fn print_info(text: &str) -> Result<i32, StartError> {
     use std::io::Write as _;
     let mut out = std::io::stdout().lock();
-    match out.write_all(text.as_bytes()).and_then(|()| out.flush()) {
-        Ok(()) => 0,
-        Err(e) => fail(format!("writing to stdout: {e}")),
-    }
+    out.write_all(text.as_bytes())
+        .and_then(|()| out.flush())
+        .map_err(StartError::Stdout)?;
+    Ok(0)
 }
 
 /// Runs the emulator with `args` (without the program name); returns the
-/// process exit status.
-pub fn main_with_args(args: Vec<OsString>) -> i32 {
+/// process exit status, or why start-up failed (`main.rs` prints it and
+/// exits with [`StartError::exit_status`]).
+pub fn main_with_args(args: Vec<OsString>) -> Result<i32, StartError> {
     match crate::cli::args::info_request(&args) {
         Some(crate::cli::args::InfoRequest::Help) => {
             return print_info(&crate::cli::options::help_text());
@@ -116,23 +105,7 @@ pub fn main_with_args(args: Vec<OsString>) -> i32 {
     if args.first().is_some_and(|a| a == PRINT_DERIVED_POLICY) {
         return print_derived_policy(args.into_iter().skip(1).collect());
     }
-    // 1. Command line.
-    let activation = match inherited::read_activation() {
-        Ok(a) => a,
-        Err(e) => return fail(e),
-    };
-    let activated_meta = activation
-        .as_ref()
-        .map(|a| a.fds.clone())
-        .unwrap_or_default();
-    let own_args = args.clone();
-    let mut config = match crate::cli::parse_command_line(args, &activated_meta) {
-        Ok(c) => c,
-        Err(e) => return fail(e),
-    };
-    if let Err(e) = absolutize(&mut config) {
-        return fail(e);
-    }
+    let (config, activation) = parse(args.clone())?;
     // Launched directly with the sandbox on: become the broker (same pid),
     // which launches the confined emulator. Nothing has been claimed or
     // opened yet, so every fd we were given is still inheritable.
@@ -140,101 +113,122 @@ pub fn main_with_args(args: Vec<OsString>) -> i32 {
         && config.sandbox == crate::vm_config::SandboxSetting::On
         && std::env::var_os(openhook_sandbox::MODE_ENV).is_none()
     {
-        return fail(reexec::exec(&config, &own_args, activation.as_ref()));
+        return Err(reexec::exec(&config, &args, activation.as_ref()).into());
     }
+    let mut inherited_fds = claim_fds(&config, activation.as_ref())?;
+    let report = confine(&config)?;
+    let started = start(&config, &mut inherited_fds, &report)?;
+    Ok(started.run())
+}
 
-    // 2. Inherited fds and signals.
-    let activated = match activation
+/// Step 1: the command line (socket-activation listeners included), with
+/// every path made absolute.
+fn parse(args: Vec<OsString>) -> Result<(MachineConfig, Option<Activation>), StartError> {
+    let activation = inherited::read_activation()?;
+    let activated_meta = activation
         .as_ref()
+        .map(|a| a.fds.clone())
+        .unwrap_or_default();
+    let mut config = crate::cli::parse_command_line(args, &activated_meta)?;
+    absolutize(&mut config)?;
+    Ok((config, activation))
+}
+
+/// Step 2: inherited fds claimed, termination signals blocked.
+fn claim_fds(
+    config: &MachineConfig,
+    activation: Option<&Activation>,
+) -> Result<InheritedFds, StartError> {
+    let activated = activation
         .map(inherited::claim_activation)
-        .transpose()
-    {
-        Ok(a) => a.unwrap_or_default(),
-        Err(e) => return fail(e),
-    };
-    let mut inherited_fds = match inherited::claim_all(&config, activated) {
-        Ok(i) => i,
-        Err(e) => return fail(e),
-    };
-    if let Err(e) = sys::block(sys::TERMINATION_SIGNALS) {
-        return fail(format!("blocking termination signals: {e}"));
-    }
+        .transpose()?
+        .unwrap_or_default();
+    let inherited_fds = inherited::claim_all(config, activated)?;
+    sys::block(sys::TERMINATION_SIGNALS).map_err(StartError::BlockSignals)?;
+    Ok(inherited_fds)
+}
 
-    // 3. Sandbox.
+/// Step 3: the sandbox, in the mode the command line and the launcher
+/// agree on.
+fn confine(config: &MachineConfig) -> Result<openhook_sandbox::Report, StartError> {
     let launcher_mode = std::env::var(openhook_sandbox::MODE_ENV).ok();
-    let mode = match mode::effective_mode(config.sandbox, launcher_mode.as_deref()) {
-        Ok(m) => m,
-        Err(e) => return fail(format!("sandbox: {e}")),
-    };
-    let report = match openhook_sandbox::enter(&sandbox_profile(mode)) {
-        Ok(r) => r,
-        Err(e) => return fail(format!("sandbox: {e}")),
-    };
+    let mode = mode::effective_mode(config.sandbox, launcher_mode.as_deref())?;
+    Ok(openhook_sandbox::enter(&sandbox_profile(mode))?)
+}
 
-    // 4. Files.
+/// A machine with its monitors and threads started, ready to run.
+struct Started {
+    machine: Machine,
+    monitors: qmp::startup::Monitors,
+    /// Fd-set dups the machine's files came from; open while it runs.
+    _keep_open: files::KeepOpen,
+    /// The open entry (hook connection, fd sets) and the machine's
+    /// control handle live as long as the machine, as the monitors' do.
+    _opener: Opener,
+    _control: crate::machine::MachineControl,
+}
+
+impl Started {
+    /// Step 6: runs until the machine ends; returns its exit status.
+    fn run(self) -> i32 {
+        let reason = self.machine.run();
+        // The clients get the machine's last events (SHUTDOWN) before we exit.
+        self.monitors.finish();
+        match &reason {
+            ExitReason::GuestCrash(msg) => eprintln!("openhook-emulator: guest crashed: {msg}"),
+            ExitReason::HostError(msg) => eprintln!("openhook-emulator: {msg}"),
+            _ => {}
+        }
+        reason.exit_status()
+    }
+}
+
+/// Steps 4 and 5: files through the single open entry, chardevs and
+/// monitor sockets, the machine, the monitors and the helper threads.
+fn start(
+    config: &MachineConfig,
+    inherited_fds: &mut InheritedFds,
+    report: &openhook_sandbox::Report,
+) -> Result<Started, StartError> {
     let hook = inherited_fds
         .hook
         .take()
         .map(|fd| Box::new(openhook_wire::hook::HookClient::new(fd)) as Box<dyn HookOpen>);
-    let opener = match Opener::for_config(hook, config.sandbox) {
-        Ok(o) => o,
-        Err(e) => return fail(e),
-    };
-    if let Err(e) = opener.add_claimed(std::mem::take(&mut inherited_fds.add_fds)) {
-        return fail(format!("-add-fd: {e}"));
-    }
-    let (chardevs, serial) = qmp::startup::serial_port(&config);
-    let (files, _keep_open) = match files::open_machine_files(&opener, &config, Box::new(serial)) {
-        Ok(f) => f,
-        Err(e) => return fail(e),
-    };
+    let opener = Opener::for_config(hook, config.sandbox)?;
+    opener
+        .add_claimed(std::mem::take(&mut inherited_fds.add_fds))
+        .map_err(StartError::AddFd)?;
+    let (chardevs, serial) = qmp::startup::serial_port(config);
+    let (files, keep_open) = files::open_machine_files(&opener, config, Box::new(serial))?;
     // Chardevs (the UART's among them) and the monitors' sockets; a
     // wait=on monitor blocks here until its first client connects.
-    let prepared = match qmp::startup::prepare(&config, &opener, &mut inherited_fds, chardevs) {
-        Ok(p) => p,
-        Err(e) => return fail(e),
-    };
+    let prepared = qmp::startup::prepare(config, &opener, inherited_fds, chardevs)?;
 
-    // 5. Machine, monitors, signals.
-    let mut machine = match Machine::build(&config, files) {
-        Ok(m) => m,
-        Err(e) => return fail(e),
-    };
+    let mut machine = Machine::build(config, files)?;
     let vcpu_filter = report.thread_filter(ThreadKind::Vcpu);
     machine.set_vcpu_thread_init(Arc::new(move || {
         vcpu_filter.load().map_err(|e| e.to_string())
     }));
     let control = machine.control();
-    let monitors = match qmp::startup::start(prepared, &config, &control, &opener) {
-        Ok(m) => m,
-        Err(e) => return fail(e),
-    };
+    let monitors = qmp::startup::start(prepared, config, &control, &opener)?;
     if config.serial_reads_stdin() {
-        if let Err(e) = serial_in::spawn(machine.serial_input()) {
-            return fail(format!("starting the serial input thread: {e}"));
-        }
+        serial_in::spawn(machine.serial_input()).map_err(StartError::SerialThread)?;
     }
     let signal_control = control.clone();
-    let spawned = std::thread::Builder::new()
+    std::thread::Builder::new()
         .name("signals".into())
         .spawn(move || {
             if let Ok(sig) = sys::wait(sys::TERMINATION_SIGNALS) {
                 eprintln!("openhook-emulator: terminating on signal {sig}");
                 signal_control.quit_for(ShutdownCause::HostSignal);
             }
-        });
-    if let Err(e) = spawned {
-        return fail(format!("starting the signal thread: {e}"));
-    }
-
-    // 6. Run.
-    let reason = machine.run();
-    // The clients get the machine's last events (SHUTDOWN) before we exit.
-    monitors.finish();
-    match &reason {
-        ExitReason::GuestCrash(msg) => eprintln!("openhook-emulator: guest crashed: {msg}"),
-        ExitReason::HostError(msg) => eprintln!("openhook-emulator: {msg}"),
-        _ => {}
-    }
-    reason.exit_status()
+        })
+        .map_err(StartError::SignalThread)?;
+    Ok(Started {
+        machine,
+        monitors,
+        _keep_open: keep_open,
+        _opener: opener,
+        _control: control,
+    })
 }
