@@ -7,9 +7,9 @@
 //! operator wrote them), so symlinks in them are followed here.
 #![allow(clippy::disallowed_methods)] // the one module allowed to open paths at start-up
 
-use std::fs::OpenOptions;
+use std::fs::{File, OpenOptions};
 use std::io::{self, Read as _};
-use std::os::fd::{AsFd, BorrowedFd, OwnedFd};
+use std::os::fd::{AsFd, OwnedFd};
 use std::os::unix::fs::OpenOptionsExt as _;
 use std::path::{Path, PathBuf};
 
@@ -19,17 +19,7 @@ use rustix::net::{AddressFamily, SocketAddrUnix, SocketFlags, SocketType};
 
 use crate::audit::AuditLog;
 use crate::policy::{Access, Policy, RootId};
-
-/// An `O_PATH` directory fd that requests resolve beneath.
-#[derive(Debug)]
-pub struct RuleRoot(OwnedFd);
-
-impl RuleRoot {
-    /// The directory fd.
-    pub fn as_fd(&self) -> BorrowedFd<'_> {
-        self.0.as_fd()
-    }
-}
+use crate::resolve::{self, ResolveError, RootFd, RuleRoot, Target};
 
 /// An fd the child inherits at a declared number.
 #[derive(Debug)]
@@ -44,6 +34,8 @@ pub struct DeclaredFd {
 #[derive(Debug)]
 pub struct Ambient {
     roots: Vec<RuleRoot>,
+    /// `/proc`, when a root is below `/proc/self` or `/proc/thread-self`.
+    proc: Option<OwnedFd>,
     /// `[[listen]]` sockets, bound and listening.
     pub listeners: Vec<DeclaredFd>,
     /// `[[preopen]]` files.
@@ -73,6 +65,12 @@ pub enum AmbientError {
         #[source]
         source: io::Error,
     },
+    #[error("output {}: {source}", path.display())]
+    Output {
+        path: PathBuf,
+        #[source]
+        source: io::Error,
+    },
     #[error("openat2 is unavailable ({0}); the broker needs Linux 5.6 or later")]
     NoOpenat2(#[source] io::Error),
 }
@@ -82,28 +80,31 @@ impl Ambient {
     pub fn open(policy: &Policy) -> Result<Ambient, AmbientError> {
         let mut roots = Vec::with_capacity(policy.roots.len());
         for path in &policy.roots {
-            let fd = rustix::fs::open(
-                path.as_str(),
-                OFlags::PATH | OFlags::DIRECTORY | OFlags::CLOEXEC,
-                Mode::empty(),
-            )
-            .map_err(|e| AmbientError::Root {
-                path: path.clone(),
-                source: e.into(),
-            })?;
-            roots.push(RuleRoot(fd));
+            if let Some((thread, rest)) = resolve::proc_self_root(path) {
+                roots.push(RuleRoot::Proc {
+                    thread,
+                    rest: rest.to_string(),
+                });
+                continue;
+            }
+            roots.push(RuleRoot::Dir(open_dir(path).map_err(|e| {
+                AmbientError::Root {
+                    path: path.clone(),
+                    source: e.into(),
+                }
+            })?));
         }
-        if let Some(root) = roots.first() {
-            crate::resolve::probe_openat2(root).map_err(AmbientError::NoOpenat2)?;
-        } else {
-            let cwd = rustix::fs::open(
-                "/",
-                OFlags::PATH | OFlags::DIRECTORY | OFlags::CLOEXEC,
-                Mode::empty(),
-            )
-            .map_err(|e| AmbientError::NoOpenat2(e.into()))?;
-            crate::resolve::probe_openat2(&RuleRoot(cwd)).map_err(AmbientError::NoOpenat2)?;
-        }
+        // `/proc/self/...` requests resolve beneath `/proc/<pid>` of the
+        // asking process, whatever rule allowed them.
+        let proc = open_dir("/proc").ok();
+        let probe_root = match roots.iter().find_map(|r| match r {
+            RuleRoot::Dir(fd) => Some(fd),
+            RuleRoot::Proc { .. } => None,
+        }) {
+            Some(fd) => fd.try_clone().map_err(AmbientError::NoOpenat2)?,
+            None => open_dir("/").map_err(|e| AmbientError::NoOpenat2(e.into()))?,
+        };
+        resolve::probe_openat2(probe_root.as_fd()).map_err(AmbientError::NoOpenat2)?;
         let mut listeners = Vec::with_capacity(policy.listen.len());
         for l in &policy.listen {
             let fd = bind_listener(&l.path).map_err(|message| AmbientError::Listen {
@@ -121,28 +122,60 @@ impl Ambient {
             preopens.push(DeclaredFd { fd, target: p.fd });
         }
         #[cfg(feature = "test-skip-matcher")]
-        roots.push(RuleRoot(
-            rustix::fs::open(
-                "/",
-                OFlags::PATH | OFlags::DIRECTORY | OFlags::CLOEXEC,
-                Mode::empty(),
-            )
-            .map_err(|e| AmbientError::Root {
+        roots.push(RuleRoot::Dir(open_dir("/").map_err(|e| {
+            AmbientError::Root {
                 path: "/".into(),
                 source: e.into(),
-            })?,
-        ));
+            }
+        })?));
         Ok(Ambient {
             roots,
+            proc,
             listeners,
             preopens,
         })
     }
 
-    /// The root with this id.
-    pub fn root(&self, id: RootId) -> Option<&RuleRoot> {
-        self.roots.get(id.0)
+    /// How many rule roots were opened (one per policy root).
+    pub fn root_count(&self) -> usize {
+        #[cfg(feature = "test-skip-matcher")]
+        return self.roots.len() - 1;
+        #[cfg(not(feature = "test-skip-matcher"))]
+        self.roots.len()
     }
+
+    /// The directory to resolve root `id` from, for `target`. An id from
+    /// another policy is `ENOENT` (the judge checks the count once).
+    pub fn root_for(&self, id: RootId, target: Target) -> Result<RootFd<'_>, ResolveError> {
+        self.roots
+            .get(id.0)
+            .ok_or(ResolveError::from(Errno::NOENT))?
+            .open_for(self.proc.as_ref().map(AsFd::as_fd), target)
+    }
+}
+
+impl Ambient {
+    /// For a path below `/proc/self` or `/proc/thread-self`: the target's
+    /// own `/proc/<pid>` directory and the path below it. `None` for any
+    /// other path.
+    pub fn proc_view<'p>(
+        &self,
+        path: &'p [u8],
+        target: Target,
+    ) -> Option<Result<(OwnedFd, &'p [u8]), ResolveError>> {
+        let (thread, rest) = resolve::proc_self_path(path)?;
+        let proc = self.proc.as_ref().map(AsFd::as_fd);
+        Some(resolve::open_proc_root(proc, thread, "", target).map(|fd| (fd, rest)))
+    }
+}
+
+/// An `O_PATH` directory (start-up: the operator's paths, symlinks followed).
+fn open_dir(path: &str) -> Result<OwnedFd, Errno> {
+    rustix::fs::open(
+        path,
+        OFlags::PATH | OFlags::DIRECTORY | OFlags::CLOEXEC,
+        Mode::empty(),
+    )
 }
 
 /// Opens a preopen file without blocking on a FIFO or device, then clears
@@ -216,6 +249,28 @@ pub fn open_audit_log(path: &Path) -> Result<AuditLog, AmbientError> {
             source,
         })?;
     Ok(AuditLog::new(file))
+}
+
+/// Creates (or truncates, mode 0644) a file the broker writes after its
+/// child ran (`learn --output`): opened now, before the broker confines
+/// itself.
+pub fn open_output(path: &Path) -> Result<File, AmbientError> {
+    OpenOptions::new()
+        .write(true)
+        .create(true)
+        .truncate(true)
+        .mode(0o644)
+        .custom_flags(libc::O_CLOEXEC | libc::O_NOCTTY)
+        .open(path)
+        .map_err(|source| AmbientError::Output {
+            path: path.to_path_buf(),
+            source,
+        })
+}
+
+/// `/` as an `O_PATH` directory (`learn` examines the used paths beneath it).
+pub fn open_root_dir() -> Result<OwnedFd, Errno> {
+    open_dir("/")
 }
 
 /// Why the policy file could not be read, positioned like a parse error.
@@ -313,7 +368,7 @@ mod tests {
         .expect("parses");
         let a = Ambient::open(&p).expect("opens");
         assert_eq!(p.roots.len(), 1, "exact rule shares its parent root");
-        assert!(a.root(RootId(0)).is_some());
+        assert!(a.root_for(RootId(0), Target { tgid: 1, tid: 1 }).is_ok());
         let p = parse(
             &format!("version = 1\n[[allow]]\npath = \"{d}/missing/x\"\n"),
             "t",

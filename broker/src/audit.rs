@@ -46,6 +46,10 @@ pub struct AuditRecord {
     pub rule: Option<String>,
     /// Why, in words.
     pub reason: String,
+    /// Transparent mode: the syscall that asked (`openat`, `newfstatat`,
+    /// ...). Absent for hook requests.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub syscall: Option<String>,
 }
 
 /// Seconds since the Unix epoch, rounded to microseconds.
@@ -155,6 +159,7 @@ mod tests {
                 errno: 13,
                 rule: Some(format!("deny[{i}] /srv/")),
                 reason: "deny rule".into(),
+                syscall: None,
             };
             log.write(&r).expect("write");
         }

@@ -21,8 +21,9 @@ use std::process::ExitCode;
 
 use clap::{Parser, Subcommand};
 use openhook_broker::ambient::{self, Ambient};
-use openhook_broker::launch::{self, LaunchSpec};
-use openhook_broker::{activation, argfile, explain, inherited, policy, serve};
+use openhook_broker::judge::Judge;
+use openhook_broker::launch::{self, Channel, LaunchSpec};
+use openhook_broker::{activation, argfile, explain, inherited, learn, notify, policy, serve};
 
 #[derive(Parser)]
 #[command(
@@ -53,7 +54,13 @@ struct Cli {
     /// Append one JSON line per decision to FILE.
     #[arg(long, value_name = "FILE")]
     audit_log: Option<PathBuf>,
-    /// The program to launch and its arguments (`-open-hook-fd N` is appended).
+    /// Run an unmodified PROGRAM (no `-open-hook-fd`): its open, stat,
+    /// access, readlink, statfs, bind and connect calls are brokered
+    /// through seccomp user notification (see docs/transparent.md).
+    #[arg(long)]
+    transparent: bool,
+    /// The program to launch and its arguments (`-open-hook-fd N` is
+    /// appended unless --transparent).
     #[arg(last = true, required = true, value_name = "PROGRAM [ARGS]")]
     program: Vec<OsString>,
 }
@@ -94,6 +101,22 @@ enum Command {
         /// With --explain: the type of the file the open would find.
         #[arg(long = "type", value_name = "TYPE", value_parser = ["file", "dir", "char", "block", "fifo", "socket"], requires = "explain")]
         file_type: Option<String>,
+    },
+    /// Run PROGRAM transparently, allowing and recording every path it
+    /// uses, then write a reviewable policy that runs it in enforcing mode.
+    Learn {
+        /// Where to write the policy.
+        #[arg(long, value_name = "FILE")]
+        output: PathBuf,
+        /// Also append the recorded decisions to FILE.
+        #[arg(long, value_name = "FILE")]
+        audit_log: Option<PathBuf>,
+        /// Hand inherited fd N to the program at the same number.
+        #[arg(long, value_name = "N")]
+        pass_fd: Vec<i32>,
+        /// The program and its arguments.
+        #[arg(last = true, required = true, value_name = "PROGRAM [ARGS]")]
+        program: Vec<OsString>,
     },
 }
 
@@ -192,18 +215,51 @@ fn claim_passed(
         .collect()
 }
 
+/// How the launched program is served.
+#[derive(Clone, Copy, PartialEq, Eq)]
+enum Mode {
+    /// `-open-hook-fd` appended.
+    Hook,
+    /// Seccomp user notification.
+    Transparent,
+}
+
 fn run(
     source: &PolicySource<'_>,
     audit_path: Option<&std::path::Path>,
     pass: &[i32],
     program: &[OsString],
+    mode: Mode,
 ) -> ExitCode {
-    let Some((program, args)) = program.split_first() else {
-        return fail(125, "no program given");
-    };
     let policy = match load_policy(source) {
         Ok(p) => p,
         Err(e) => return fail(125, e),
+    };
+    let audit = match audit_path.map(ambient::open_audit_log).transpose() {
+        Ok(a) => a,
+        Err(e) => return fail(125, e),
+    };
+    launch_under(
+        &policy,
+        audit.as_ref(),
+        pass,
+        program,
+        mode,
+        matches!(source, PolicySource::Fd(_)),
+    )
+}
+
+/// Launches `program` under `policy` and serves it until it exits.
+fn launch_under(
+    policy: &policy::Policy,
+    audit: Option<&openhook_broker::audit::AuditLog>,
+    pass: &[i32],
+    program: &[OsString],
+    mode: Mode,
+    die_with_broker: bool,
+) -> ExitCode {
+    let Some((program, args)) = program.split_first() else {
+        return fail(125, "no program given");
     };
     let activation = match activation::parse(
         std::env::var("LISTEN_PID").ok().as_deref(),
@@ -218,12 +274,12 @@ fn run(
         Ok(p) => p,
         Err(e) => return fail(125, e),
     };
-    let ambient = match Ambient::open(&policy) {
+    let ambient = match Ambient::open(policy) {
         Ok(a) => a,
         Err(e) => return fail(125, e),
     };
-    let audit = match audit_path.map(ambient::open_audit_log).transpose() {
-        Ok(a) => a,
+    let judge = match Judge::new(policy, &ambient, audit) {
+        Ok(j) => j,
         Err(e) => return fail(125, e),
     };
     let declared = ambient
@@ -243,10 +299,11 @@ fn run(
         // --policy-fd is how the emulator re-executes itself as its own
         // broker (direct launch): the launcher's pid is ours, so a SIGKILL
         // it sends must end the VM too, as it would end QEMU.
-        die_with_broker: matches!(source, PolicySource::Fd(_)),
+        die_with_broker,
+        transparent: mode == Mode::Transparent,
     };
     let confine = |child: i32| {
-        let profile = launch::hardening::broker_profile(&policy, child);
+        let profile = launch::hardening::broker_profile(policy, child, mode == Mode::Transparent);
         let layers =
             openhook_sandbox::broker::confine_broker(&profile).map_err(|e| e.to_string())?;
         for (name, state) in layers {
@@ -263,15 +320,58 @@ fn run(
         }
         Ok(())
     };
-    let served = launch::run(&spec, confine, |conn, pid| {
-        if let Err(e) = serve::serve(conn, &policy, &ambient, audit.as_ref(), pid) {
-            tracing::warn!("{e}; connection closed");
+    let served = launch::run(&spec, confine, |channel, pid, stop| match channel {
+        Channel::Hook(conn) => {
+            if let Err(e) = serve::serve(conn, policy, &ambient, audit, pid) {
+                tracing::warn!("{e}; connection closed");
+            }
         }
+        Channel::Listener(listener) => notify::serve(&listener, &judge, stop),
     });
     match served {
         Ok(exit) => ExitCode::from(exit.code()),
         Err(e) => fail(e.exit_code(), e),
     }
+}
+
+/// `learn`: the program runs transparently under a policy that allows
+/// everything; every decision is recorded (in a private log, and in
+/// `--audit-log` when given); the policy is written from the records.
+fn learn_run(
+    output: &std::path::Path,
+    audit_path: Option<&std::path::Path>,
+    pass: &[i32],
+    program: &[OsString],
+) -> ExitCode {
+    let policy = match policy::parse(learn::PERMISSIVE_POLICY, "learn (allow everything)") {
+        Ok(p) => p,
+        Err(e) => return fail(125, e),
+    };
+    let scratch = match learn::Recording::new(audit_path) {
+        Ok(r) => r,
+        Err(e) => return fail(125, e),
+    };
+    let mut out = match ambient::open_output(output) {
+        Ok(f) => f,
+        Err(e) => return fail(125, e),
+    };
+    let status = launch_under(
+        &policy,
+        Some(scratch.log()),
+        pass,
+        program,
+        Mode::Transparent,
+        false,
+    );
+    match scratch.write_policy(&mut out, program) {
+        Ok(n) => eprintln!(
+            "openhook-broker: learn: wrote {} ({n} rules); review it, then run with --policy {} --transparent",
+            output.display(),
+            output.display()
+        ),
+        Err(e) => return fail(125, e),
+    }
+    status
 }
 
 fn main() -> ExitCode {
@@ -317,6 +417,12 @@ fn main() -> ExitCode {
         Some(Command::Check {
             policy, sandbox, ..
         }) => check(policy.as_deref(), sandbox),
+        Some(Command::Learn {
+            output,
+            audit_log,
+            pass_fd,
+            program,
+        }) => learn_run(&output, audit_log.as_deref(), &pass_fd, &program),
         None if cli.print_derived_policy => print_derived_policy(&cli.program),
         None => {
             let source = match (&cli.policy, cli.policy_fd) {
@@ -324,11 +430,17 @@ fn main() -> ExitCode {
                 (None, Some(fd)) => PolicySource::Fd(fd),
                 _ => return fail(2, "one of --policy FILE or --policy-fd N is required"),
             };
+            let mode = if cli.transparent {
+                Mode::Transparent
+            } else {
+                Mode::Hook
+            };
             run(
                 &source,
                 cli.audit_log.as_deref(),
                 &cli.pass_fd,
                 &cli.program,
+                mode,
             )
         }
     }

@@ -8,17 +8,141 @@
 //! anything else happens to the file, then `O_TRUNC` is applied (regular
 //! files only, as the kernel does) and the requested `O_NONBLOCK` state
 //! restored.
+//!
+//! Rule roots below `/proc/self` or `/proc/thread-self` mean the process
+//! that asks, never the broker: they are opened per request beneath
+//! `/proc/<pid>` ([`RuleRoot::Proc`]).
 
 #![allow(clippy::disallowed_methods)] // one of the two modules that open paths
 
 use std::io;
-use std::os::fd::OwnedFd;
+use std::os::fd::{AsFd, AsRawFd, BorrowedFd, OwnedFd};
 
 use openhook_wire::Errno;
 use rustix::fs::{Mode, OFlags, ResolveFlags};
 
-use crate::ambient::RuleRoot;
 use crate::policy::{Allowed, FileType};
+
+/// A rule root: where requests under a rule resolve from.
+#[derive(Debug)]
+pub enum RuleRoot {
+    /// An `O_PATH` directory fd opened at start-up.
+    Dir(OwnedFd),
+    /// Below `/proc/self` (or `/proc/thread-self` when `thread`): `rest` is
+    /// the part after it (may be empty), opened per request for the
+    /// asking process.
+    Proc { thread: bool, rest: String },
+}
+
+/// The process a request is made for: `/proc/self` is its `tgid`,
+/// `/proc/thread-self` its thread `tid`.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct Target {
+    pub tgid: i32,
+    pub tid: i32,
+}
+
+/// A root directory fd for one request: the start-up fd, or one opened
+/// below `/proc/<pid>` for this request.
+#[derive(Debug)]
+pub enum RootFd<'a> {
+    Shared(BorrowedFd<'a>),
+    Own(OwnedFd),
+}
+
+impl RootFd<'_> {
+    /// The directory fd.
+    pub fn as_fd(&self) -> BorrowedFd<'_> {
+        match self {
+            RootFd::Shared(fd) => *fd,
+            RootFd::Own(fd) => fd.as_fd(),
+        }
+    }
+}
+
+/// `Some((thread, rest))` when a root path is below `/proc/self` or
+/// `/proc/thread-self` (pure).
+pub fn proc_self_root(path: &str) -> Option<(bool, &str)> {
+    for (prefix, thread) in [("/proc/self", false), ("/proc/thread-self", true)] {
+        if let Some(rest) = path.strip_prefix(prefix) {
+            if rest.is_empty() {
+                return Some((thread, ""));
+            }
+            if let Some(rest) = rest.strip_prefix('/') {
+                return Some((thread, rest));
+            }
+        }
+    }
+    None
+}
+
+/// `Some((thread, rest))` when a requested path is `/proc/self` or
+/// `/proc/thread-self` or below them; `rest` is `.` for the directory
+/// itself (pure).
+pub fn proc_self_path(path: &[u8]) -> Option<(bool, &[u8])> {
+    for (prefix, thread) in [
+        (&b"/proc/self"[..], false),
+        (&b"/proc/thread-self"[..], true),
+    ] {
+        if let Some(rest) = path.strip_prefix(prefix) {
+            if rest.is_empty() {
+                return Some((thread, b"."));
+            }
+            if let Some(rest) = rest.strip_prefix(b"/") {
+                return Some((thread, rest));
+            }
+        }
+    }
+    None
+}
+
+/// The path below `/proc` that a per-target root means (pure).
+pub fn proc_root_path(thread: bool, rest: &str, target: Target) -> String {
+    let mut p = if thread {
+        format!("{}/task/{}", target.tgid, target.tid)
+    } else {
+        target.tgid.to_string()
+    };
+    if !rest.is_empty() {
+        p.push('/');
+        p.push_str(rest);
+    }
+    p
+}
+
+impl RuleRoot {
+    /// The directory to resolve from for `target`. `proc` is the broker's
+    /// `/proc` fd (present whenever a `Proc` root exists).
+    pub fn open_for(
+        &self,
+        proc: Option<BorrowedFd<'_>>,
+        target: Target,
+    ) -> Result<RootFd<'_>, ResolveError> {
+        match self {
+            RuleRoot::Dir(fd) => Ok(RootFd::Shared(fd.as_fd())),
+            RuleRoot::Proc { thread, rest } => {
+                open_proc_root(proc, *thread, rest, target).map(RootFd::Own)
+            }
+        }
+    }
+}
+
+/// `/proc/<tgid>[/task/<tid>][/rest]` beneath the broker's `/proc` fd.
+pub fn open_proc_root(
+    proc: Option<BorrowedFd<'_>>,
+    thread: bool,
+    rest: &str,
+    target: Target,
+) -> Result<OwnedFd, ResolveError> {
+    let proc = proc.ok_or(ResolveError::Sys(Errno::ENOENT))?;
+    Ok(rustix::fs::openat2(
+        proc,
+        proc_root_path(thread, rest, target),
+        OFlags::PATH | OFlags::DIRECTORY | OFlags::CLOEXEC,
+        Mode::empty(),
+        ResolveFlags::BENEATH | ResolveFlags::NO_MAGICLINKS | ResolveFlags::NO_SYMLINKS,
+    )?)
+}
 
 /// Why an allowed request produced no fd.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -37,9 +161,9 @@ impl From<rustix::io::Errno> for ResolveError {
 }
 
 /// Opens `allowed.rel` beneath `root`.
-pub fn open_beneath(root: &RuleRoot, allowed: &Allowed<'_>) -> Result<OwnedFd, ResolveError> {
+pub fn open_beneath(root: BorrowedFd<'_>, allowed: &Allowed<'_>) -> Result<OwnedFd, ResolveError> {
     let fd = rustix::fs::openat2(
-        root.as_fd(),
+        root,
         allowed.rel,
         OFlags::from_bits_retain(allowed.oflags),
         Mode::from_raw_mode(allowed.mode),
@@ -60,10 +184,109 @@ pub fn open_beneath(root: &RuleRoot, allowed: &Allowed<'_>) -> Result<OwnedFd, R
     Ok(fd)
 }
 
+/// Resolves `allowed.rel` beneath `root` to an `O_PATH` fd, for metadata
+/// requests: the file itself is never opened (no device or FIFO side
+/// effects). With `nofollow` a trailing symlink is returned as itself (its
+/// type is then always acceptable: only the link is examined); otherwise
+/// the type must be one the rule allows.
+pub fn probe_beneath(
+    root: BorrowedFd<'_>,
+    allowed: &Allowed<'_>,
+    nofollow: bool,
+) -> Result<OwnedFd, ResolveError> {
+    let mut flags = OFlags::PATH | OFlags::CLOEXEC;
+    if nofollow {
+        flags |= OFlags::NOFOLLOW;
+    }
+    if OFlags::from_bits_retain(allowed.oflags).contains(OFlags::DIRECTORY) {
+        flags |= OFlags::DIRECTORY;
+    }
+    let fd = rustix::fs::openat2(root, allowed.rel, flags, Mode::empty(), allowed.resolve)?;
+    let st = rustix::fs::fstat(&fd)?;
+    if nofollow && st.st_mode & 0o170_000 == 0o120_000 {
+        return Ok(fd);
+    }
+    let ftype = FileType::from_st_mode(st.st_mode);
+    match ftype {
+        Some(t) if allowed.types.contains(t) => Ok(fd),
+        _ => Err(ResolveError::TypeMismatch(ftype)),
+    }
+}
+
+/// Binds the unix socket `sock` at `allowed.rel` beneath `root`: the
+/// parent directory is resolved beneath the root first, and the bind goes
+/// through the broker's own fd for it (`/proc/self/fd/N/name`), so the
+/// name is created in exactly that directory. The rule must allow sockets.
+pub fn bind_beneath(
+    root: BorrowedFd<'_>,
+    allowed: &Allowed<'_>,
+    sock: BorrowedFd<'_>,
+) -> Result<(), ResolveError> {
+    if !allowed.types.contains(FileType::Socket) {
+        return Err(ResolveError::TypeMismatch(Some(FileType::Socket)));
+    }
+    let (parent, name) = match allowed.rel.iter().rposition(|&b| b == b'/') {
+        Some(i) => (&allowed.rel[..i], &allowed.rel[i + 1..]),
+        None => (&b"."[..], allowed.rel),
+    };
+    if name.is_empty() || name == b"." {
+        return Err(ResolveError::Sys(Errno::EINVAL));
+    }
+    let dir = rustix::fs::openat2(
+        root,
+        parent,
+        OFlags::PATH | OFlags::DIRECTORY | OFlags::CLOEXEC,
+        Mode::empty(),
+        allowed.resolve,
+    )?;
+    let mut via = format!("/proc/self/fd/{}/", dir.as_raw_fd()).into_bytes();
+    via.extend_from_slice(name);
+    let addr = rustix::net::SocketAddrUnix::new(via)?;
+    rustix::net::bind(sock, &addr)?;
+    Ok(())
+}
+
+/// Connects `sock` to the socket file at `allowed.rel` beneath `root`,
+/// through an `O_PATH` fd of the resolved file.
+pub fn connect_beneath(
+    root: BorrowedFd<'_>,
+    allowed: &Allowed<'_>,
+    sock: BorrowedFd<'_>,
+) -> Result<(), ResolveError> {
+    if !allowed.types.contains(FileType::Socket) {
+        return Err(ResolveError::TypeMismatch(Some(FileType::Socket)));
+    }
+    let file = probe_beneath(root, allowed, false)?;
+    let addr = rustix::net::SocketAddrUnix::new(format!("/proc/self/fd/{}", file.as_raw_fd()))?;
+    rustix::net::connect(sock, &addr)?;
+    Ok(())
+}
+
+/// What `rel` beneath `root` is (for `learn`): the type it resolves to
+/// and whether the name itself is a symlink. Magic links are not followed.
+pub fn examine(root: BorrowedFd<'_>, rel: &[u8]) -> crate::learn::Found {
+    let at = |flags: OFlags| {
+        rustix::fs::openat2(
+            root,
+            rel,
+            OFlags::PATH | OFlags::CLOEXEC | flags,
+            Mode::empty(),
+            ResolveFlags::BENEATH | ResolveFlags::NO_MAGICLINKS,
+        )
+        .and_then(|fd| rustix::fs::fstat(&fd))
+        .ok()
+    };
+    let symlink = at(OFlags::NOFOLLOW).is_some_and(|st| st.st_mode & 0o170_000 == 0o120_000);
+    crate::learn::Found {
+        ftype: at(OFlags::empty()).and_then(|st| FileType::from_st_mode(st.st_mode)),
+        symlink,
+    }
+}
+
 /// Checks that `openat2` with `RESOLVE_BENEATH` works, from `root`.
-pub fn probe_openat2(root: &RuleRoot) -> io::Result<()> {
+pub fn probe_openat2(root: BorrowedFd<'_>) -> io::Result<()> {
     rustix::fs::openat2(
-        root.as_fd(),
+        root,
         ".",
         OFlags::PATH | OFlags::CLOEXEC,
         Mode::empty(),
@@ -82,6 +305,7 @@ mod tests {
     use super::*;
     use crate::ambient::Ambient;
     use crate::policy::{decide, flags::*, parse, Policy};
+    use crate::resolve::Target;
     use std::os::unix::fs::symlink;
 
     struct Tree {
@@ -119,8 +343,11 @@ mod tests {
         fn open(&self, rel: &str, flags: u32, mode: u32) -> Result<OwnedFd, Errno> {
             let p = self.path(rel);
             let a = decide(&self.policy, p.as_bytes(), flags, mode).map_err(|d| d.errno())?;
-            let root = self.ambient.root(a.root).expect("root");
-            open_beneath(root, &a).map_err(|e| match e {
+            let root = self
+                .ambient
+                .root_for(a.root, Target { tgid: 1, tid: 1 })
+                .expect("root");
+            open_beneath(root.as_fd(), &a).map_err(|e| match e {
                 ResolveError::TypeMismatch(_) => self.policy.deny_errno,
                 ResolveError::Sys(e) => e,
             })
@@ -254,8 +481,25 @@ mod tests {
     }
 
     #[test]
+    fn proc_self_roots_mean_the_target() {
+        assert_eq!(proc_self_root("/proc/self"), Some((false, "")));
+        assert_eq!(proc_self_root("/proc/self/task"), Some((false, "task")));
+        assert_eq!(proc_self_root("/proc/thread-self/fd"), Some((true, "fd")));
+        assert_eq!(proc_self_root("/proc/selfish"), None);
+        assert_eq!(proc_self_root("/proc/1"), None);
+        let t = Target { tgid: 40, tid: 41 };
+        assert_eq!(proc_root_path(false, "", t), "40");
+        assert_eq!(proc_root_path(false, "net", t), "40/net");
+        assert_eq!(proc_root_path(true, "", t), "40/task/41");
+    }
+
+    #[test]
     fn probe_works_here() {
         let t = tree("");
-        probe_openat2(t.ambient.root(crate::policy::RootId(0)).expect("root")).expect("openat2");
+        let root = t
+            .ambient
+            .root_for(crate::policy::RootId(0), Target { tgid: 1, tid: 1 })
+            .expect("root");
+        probe_openat2(root.as_fd()).expect("openat2");
     }
 }

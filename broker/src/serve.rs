@@ -1,7 +1,7 @@
-//! Serving: decode → decide → resolve → audit → reply. All judgement lives
-//! in `policy::decide`; this is the thin shell around it. The connection
-//! reader, protocol-level checks (`EINVAL`, `ENAMETOOLONG`, `-ENOSYS`) and
-//! replies come from `openhook_wire::hook::Connection`.
+//! The hook door: a `-open-hook-fd` connection's requests go to the
+//! [`Judge`] (decide → resolve → audit) and come back as replies. The
+//! connection reader, protocol-level checks (`EINVAL`, `ENAMETOOLONG`,
+//! `-ENOSYS`) and replies come from `openhook_wire::hook::Connection`.
 
 use std::os::fd::OwnedFd;
 
@@ -9,20 +9,21 @@ use openhook_wire::hook::{Connection, Handler, OpenRequest, PathError, ServerErr
 use openhook_wire::Errno;
 
 use crate::ambient::Ambient;
-use crate::audit::{escape_path, now_ts, AuditLog, AuditRecord, Decision};
-use crate::policy::{DenyReason, Policy};
-use crate::resolve::{open_beneath, ResolveError};
+use crate::audit::AuditLog;
+use crate::judge::{Judge, Request};
+use crate::policy::Policy;
+use crate::resolve::Target;
 
-/// The outcome of one request: the fd to send or the errno to reply, and
-/// the audit record describing it.
+/// One hook request's outcome without a log: the reply and the audit
+/// record the log would get (what `check --explain` is compared against).
 #[derive(Debug)]
 pub struct Handled {
     pub reply: Result<OwnedFd, Errno>,
-    pub record: AuditRecord,
+    pub record: crate::audit::AuditRecord,
 }
 
-/// Decides and performs one QEMU_OPEN request. Never fails as a whole:
-/// every problem becomes an errno reply.
+/// Judges one QEMU_OPEN request from `pid` as the hook door does, through
+/// the same [`Judge`], without writing a log line.
 pub fn handle_open(
     policy: &Policy,
     ambient: &Ambient,
@@ -30,83 +31,20 @@ pub fn handle_open(
     path: &[u8],
     flags: u32,
     mode: u32,
-) -> Handled {
-    let label = |rule: Option<crate::policy::RuleId>| rule.map(|r| policy.rule(r).label());
-    #[cfg(feature = "test-skip-matcher")]
-    let decided = crate::skip_matcher::decide(policy, path, flags, mode);
-    #[cfg(not(feature = "test-skip-matcher"))]
-    let decided = crate::policy::decide(policy, path, flags, mode);
-    let (reply, decision, rule, reason) = match decided {
-        Err(d) => (
-            Err(d.errno()),
-            Decision::Deny,
-            label(d.rule),
-            d.reason.to_string(),
-        ),
-        Ok(allowed) => {
-            let rule = label(Some(allowed.rule));
-            match ambient.root(allowed.root) {
-                // Ambient::open opens every root of the policy it is given.
-                None => (
-                    Err(policy.deny_errno),
-                    Decision::Deny,
-                    rule,
-                    "rule root not open".to_string(),
-                ),
-                Some(root) => match open_beneath(root, &allowed) {
-                    Ok(fd) => (Ok(fd), Decision::Allow, rule, "allowed".to_string()),
-                    Err(ResolveError::TypeMismatch(_)) => (
-                        Err(policy.deny_errno),
-                        Decision::Deny,
-                        rule,
-                        DenyReason::TypeMismatch.to_string(),
-                    ),
-                    Err(ResolveError::Sys(e)) => {
-                        (Err(e), Decision::Error, rule, format!("open failed: {e}"))
-                    }
-                },
-            }
-        }
-    };
-    let errno = match &reply {
-        Ok(_) => 0,
-        Err(e) => e.get(),
-    };
-    Handled {
-        reply,
-        record: AuditRecord {
-            ts: now_ts(),
-            pid,
-            path: escape_path(path),
-            flags,
-            mode,
-            decision,
-            errno,
-            rule,
-            reason,
+) -> Result<Handled, crate::judge::RootsMismatch> {
+    let judge = Judge::new(policy, ambient, None)?;
+    let (reply, record) = judge.open_unlogged(&Request {
+        pid,
+        target: Target {
+            tgid: pid,
+            tid: pid,
         },
-    }
-}
-
-/// Handles one request and writes its audit line. If the audit line cannot
-/// be written the request is refused (`EIO`): no decision goes unrecorded.
-pub fn handle_and_audit(
-    policy: &Policy,
-    ambient: &Ambient,
-    audit: Option<&AuditLog>,
-    pid: i32,
-    path: &[u8],
-    flags: u32,
-    mode: u32,
-) -> Result<OwnedFd, Errno> {
-    let handled = handle_open(policy, ambient, pid, path, flags, mode);
-    if let Some(log) = audit {
-        if let Err(e) = log.write(&handled.record) {
-            tracing::error!("audit log write failed: {e}; refusing the request");
-            return Err(Errno::EIO);
-        }
-    }
-    handled.reply
+        path,
+        flags,
+        mode,
+        syscall: None,
+    });
+    Ok(Handled { reply, record })
 }
 
 /// Serving one hook connection ended abnormally. The connection is closed;
@@ -117,45 +55,41 @@ pub enum ServeError {
     /// with a request) or the socket failed.
     #[error("hook connection: {0}")]
     Connection(#[from] ServerError),
+    /// The rule roots were opened for another policy.
+    #[error(transparent)]
+    Roots(#[from] crate::judge::RootsMismatch),
 }
 
 /// The policy side of a hook connection.
 struct PolicyHandler<'a> {
-    policy: &'a Policy,
-    ambient: &'a Ambient,
-    audit: Option<&'a AuditLog>,
+    judge: Judge<'a>,
     pid: i32,
+}
+
+impl PolicyHandler<'_> {
+    fn request<'r>(&self, req: &OpenRequest<'r>) -> Request<'r> {
+        Request {
+            pid: self.pid,
+            target: Target {
+                tgid: self.pid,
+                tid: self.pid,
+            },
+            path: req.path,
+            flags: req.flags,
+            mode: req.mode,
+            syscall: None,
+        }
+    }
 }
 
 impl Handler for PolicyHandler<'_> {
     fn open(&mut self, req: &OpenRequest<'_>) -> Result<OwnedFd, Errno> {
-        handle_and_audit(
-            self.policy,
-            self.ambient,
-            self.audit,
-            self.pid,
-            req.path,
-            req.flags,
-            req.mode,
-        )
+        self.judge.open(&self.request(req))
     }
 
     fn rejected(&mut self, req: &OpenRequest<'_>, error: PathError) {
-        let Some(log) = self.audit else { return };
-        let record = AuditRecord {
-            ts: now_ts(),
-            pid: self.pid,
-            path: escape_path(req.path),
-            flags: req.flags,
-            mode: req.mode,
-            decision: Decision::Deny,
-            errno: error.errno().get(),
-            rule: None,
-            reason: error.to_string(),
-        };
-        if let Err(e) = log.write(&record) {
-            tracing::error!("audit log write failed: {e}");
-        }
+        self.judge
+            .refuse(&self.request(req), error.errno(), error.to_string());
     }
 
     fn unknown(&mut self, command: u32) {
@@ -175,9 +109,7 @@ pub fn serve(
     child_pid: i32,
 ) -> Result<(), ServeError> {
     let mut handler = PolicyHandler {
-        policy,
-        ambient,
-        audit,
+        judge: Judge::new(policy, ambient, audit)?,
         pid: child_pid,
     };
     Connection::new(conn).serve(&mut handler)?;

@@ -44,7 +44,21 @@ pub struct BrokerProfile {
     pub child: u32,
     /// Default seccomp action (`KillProcess` unless debugging).
     pub seccomp_default: DefaultAction,
+    /// Transparent mode: the broker serves the child's seccomp listener
+    /// (seccomp kind [`ThreadKind::TransparentBroker`] with the listener
+    /// ioctls). Its Landlock layer is skipped: Landlock lets a process read
+    /// another's memory only inside its own domain, and the child's domain
+    /// is not nested in the broker's.
+    pub transparent: bool,
 }
+
+/// The seccomp user-notification ioctls the transparent broker issues.
+pub const LISTENER_IOCTLS: &[u64] = &[
+    libc::SECCOMP_IOCTL_NOTIF_RECV,
+    libc::SECCOMP_IOCTL_NOTIF_SEND,
+    libc::SECCOMP_IOCTL_NOTIF_ID_VALID,
+    libc::SECCOMP_IOCTL_NOTIF_ADDFD,
+];
 
 /// The Landlock rights for a grant (pure). Device ioctls are granted with
 /// any access: the right is recorded in the fd at open time and the
@@ -144,9 +158,17 @@ pub fn confine_broker(p: &BrokerProfile) -> Result<Vec<(&'static str, LayerState
             why,
         })?;
     }
+    let (kind, needs) = if p.transparent {
+        (
+            ThreadKind::TransparentBroker,
+            Needs::default().with(&[], LISTENER_IOCTLS),
+        )
+    } else {
+        (ThreadKind::Broker, Needs::default())
+    };
     let filter = ThreadFilter::compile_with_peer(
-        ThreadKind::Broker,
-        &Needs::default(),
+        kind,
+        &needs,
         &Needs::default(),
         p.seccomp_default,
         Some(p.child),
@@ -156,7 +178,11 @@ pub fn confine_broker(p: &BrokerProfile) -> Result<Vec<(&'static str, LayerState
         layer: "no_new_privs",
         errno,
     })?;
-    let landlock = landlock_layer(p)?;
+    let landlock = if p.transparent {
+        LayerState::Skipped
+    } else {
+        landlock_layer(p)?
+    };
     let seccomp = match filter.load() {
         Ok(()) => LayerState::Enforced("broker allow list".into()),
         Err(e) if p.mode == Mode::Require => return Err(e),

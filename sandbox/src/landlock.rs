@@ -138,6 +138,25 @@ pub fn exec_paths(program: &Path) -> Vec<(PathBuf, bool)> {
 /// [`exec_paths`] only. Returns the ruleset fd for `landlock_restrict_self`
 /// in the child, or `None` when Landlock is missing and the mode allows it.
 pub fn exec_ruleset(mode: Mode, program: &Path) -> Result<Option<OwnedFd>, SandboxError> {
+    exec_ruleset_for(mode, &exec_paths(program))
+}
+
+/// What a transparent-mode exec needs: the program and its ELF interpreter
+/// (read + execute), nothing else. The kernel opens both for `execve`; every
+/// later open of the program (the loader's libraries included) goes to the
+/// broker.
+pub fn transparent_exec_paths(program: &Path, interpreter: Option<&Path>) -> Vec<(PathBuf, bool)> {
+    let mut v = vec![(program.to_path_buf(), true)];
+    v.extend(interpreter.map(|i| (i.to_path_buf(), true)));
+    v
+}
+
+/// Builds (before fork) a domain handling every right with read (+ execute
+/// where flagged) rules for `paths` only.
+pub fn exec_ruleset_for(
+    mode: Mode,
+    paths: &[(PathBuf, bool)],
+) -> Result<Option<OwnedFd>, SandboxError> {
     let support = Support::probe();
     let missing = support.missing();
     if mode == Mode::Require && !missing.is_empty() {
@@ -152,12 +171,12 @@ pub fn exec_ruleset(mode: Mode, program: &Path) -> Result<Option<OwnedFd>, Sandb
     let abi = support.abi();
     let read_exec = AccessFs::ReadFile | AccessFs::Execute;
     let mut created: RulesetCreated = ruleset(mode, support)?.create()?;
-    for (path, exec) in exec_paths(program) {
-        let fd = PathFd::new(&path).map_err(|source| SandboxError::LandlockPath {
+    for (path, exec) in paths {
+        let fd = PathFd::new(path).map_err(|source| SandboxError::LandlockPath {
             path: path.display().to_string(),
             source,
         })?;
-        let rights = if exec {
+        let rights = if *exec {
             read_exec
         } else {
             BitFlags::from(AccessFs::ReadFile)

@@ -13,6 +13,7 @@ pub mod caps;
 pub mod error;
 pub mod landlock;
 pub mod mode;
+pub mod notify;
 pub mod preexec;
 pub mod profile;
 mod report;

@@ -121,6 +121,9 @@ pub enum ChildStep {
     Landlock,
     /// close_range.
     CloseFds,
+    /// Transparent mode: loading the notifying seccomp filter and handing
+    /// its listener to the broker.
+    Notify,
 }
 
 /// A failed child step and its errno (`Copy`: no allocation in the child).
@@ -131,6 +134,27 @@ pub struct ChildError {
     pub step: ChildStep,
     /// The errno.
     pub errno: Errno,
+}
+
+/// The transparent child's filter and where its listener goes.
+#[derive(Debug)]
+struct NotifyPlan {
+    program: Vec<libc::sock_filter>,
+    socket: i32,
+}
+
+/// `PT_INTERP` of `program`, read before the fork.
+fn read_interpreter(program: &Path) -> Result<Option<PathBuf>, SandboxError> {
+    use std::io::Read as _;
+    // The headers are at the start; 64 KiB holds them for any real program.
+    let mut bytes = Vec::with_capacity(64 << 10);
+    // The sandbox crate reads the program once, to find what its exec needs.
+    #[allow(clippy::disallowed_methods)]
+    std::fs::File::open(program)
+        .and_then(|f| f.take(64 << 10).read_to_end(&mut bytes))
+        .map_err(|e| SandboxError::PreExec(format!("{}: {e}", program.display())))?;
+    crate::notify::elf::interpreter(&bytes)
+        .map_err(|e| SandboxError::PreExec(format!("{}: {e}", program.display())))
 }
 
 /// A mount plan for the empty root.
@@ -157,6 +181,8 @@ pub struct PreExec {
     empty_root: Option<EmptyRoot>,
     bounding_may_fail: bool,
     landlock: Option<OwnedFd>,
+    /// Transparent mode ([`PreExec::transparent`]).
+    notify: Option<NotifyPlan>,
     env: Vec<(OsString, OsString)>,
     /// Mode `off`: only the fds are closed (the environment is scrubbed
     /// by the launcher); no privilege step runs.
@@ -229,6 +255,7 @@ impl PreExec {
                 empty_root: None,
                 bounding_may_fail: true,
                 landlock: None,
+                notify: None,
                 env,
                 off: true,
             });
@@ -334,6 +361,7 @@ impl PreExec {
             empty_root,
             bounding_may_fail,
             landlock,
+            notify: None,
             env,
             off: false,
         })
@@ -357,7 +385,8 @@ impl PreExec {
         use sys::child as c;
         let at = |step| move |errno| ChildError { step, errno };
         if self.off {
-            return self.close_fds().map_err(at(ChildStep::CloseFds));
+            self.close_fds().map_err(at(ChildStep::CloseFds))?;
+            return self.hand_over_listener().map_err(at(ChildStep::Notify));
         }
         for &(res, v) in &self.rlimits {
             c::set_rlimit(res, v).map_err(at(ChildStep::Rlimits))?;
@@ -393,7 +422,51 @@ impl PreExec {
         if let Some(fd) = &self.landlock {
             c::landlock_restrict_self(fd.as_raw_fd()).map_err(at(ChildStep::Landlock))?;
         }
-        self.close_fds().map_err(at(ChildStep::CloseFds))
+        self.close_fds().map_err(at(ChildStep::CloseFds))?;
+        self.hand_over_listener().map_err(at(ChildStep::Notify))
+    }
+
+    /// Turns this into a transparent-mode launch of `program`: the Landlock
+    /// domain allows executing only the program and its ELF interpreter
+    /// (the loader's later opens go to the broker), and the last child step
+    /// loads the notifying filter and sends its listener over `socket` (a
+    /// kept fd number, closed before `execve`).
+    pub fn transparent(
+        &mut self,
+        mode: Mode,
+        program: &Path,
+        socket: i32,
+    ) -> Result<(), SandboxError> {
+        let interpreter = read_interpreter(program)?;
+        if let Some(reserved) = self.landlock.as_mut() {
+            let paths = landlock::transparent_exec_paths(program, interpreter.as_deref());
+            if let Some(fd) = landlock::exec_ruleset_for(mode, &paths)? {
+                // Onto the number of the ruleset it replaces: above every kept fd.
+                rustix::io::dup3(&fd, reserved, rustix::io::DupFlags::CLOEXEC)
+                    .map_err(|e| SandboxError::PreExec(format!("dup ruleset fd: {e}")))?;
+            }
+        }
+        self.notify = Some(NotifyPlan {
+            program: crate::notify::target_program(),
+            socket,
+        });
+        Ok(())
+    }
+
+    /// The transparent child's last step: no_new_privs (also when the
+    /// sandbox is off: the filter needs it), the filter, the listener sent
+    /// to the broker and closed here, the socket closed.
+    fn hand_over_listener(&self) -> Result<(), Errno> {
+        use sys::child as c;
+        let Some(plan) = &self.notify else {
+            return Ok(());
+        };
+        c::set_no_new_privs()?;
+        let listener = c::seccomp_with_listener(&plan.program)?;
+        let sent = c::send_fd(plan.socket, listener);
+        c::close(listener);
+        c::close(plan.socket);
+        sent
     }
 
     fn close_fds(&self) -> Result<(), Errno> {

@@ -87,7 +87,9 @@ impl Report {
         match kind {
             ThreadKind::Vcpu => self.vcpu_filter.clone(),
             // The main filter is inherited; monitor threads add nothing.
-            ThreadKind::Main | ThreadKind::Broker => ThreadFilter::disabled(kind),
+            ThreadKind::Main | ThreadKind::Broker | ThreadKind::TransparentBroker => {
+                ThreadFilter::disabled(kind)
+            }
         }
     }
 

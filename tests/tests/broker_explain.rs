@@ -105,7 +105,8 @@ fn explain_matches_what_serving_decides() {
             | if truncate { O_TRUNC } else { 0 };
         // The file type the open will find (a created file is a file).
         let ftype = type_name(std::path::Path::new(&path)).or(create.then_some("file"));
-        let handled = serve::handle_open(&policy, &ambient, 1, path.as_bytes(), flags, 0o600);
+        let handled = serve::handle_open(&policy, &ambient, 1, path.as_bytes(), flags, 0o600)
+            .expect("roots opened for this policy");
         if handled.reply.is_ok() && create {
             let _ = fs::remove_file(&path);
         }

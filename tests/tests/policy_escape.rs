@@ -49,7 +49,15 @@ fn fixture(extra: &str) -> Fixture {
     let ambient = Ambient::open(&policy).expect("ambient opens");
     Fixture {
         base,
-        broker: InProc::start(Arc::new(policy), Arc::new(ambient), None),
+        // In process, the requesting process is this one: `/proc/self` in
+        // a request means the test process (the broker never resolves it
+        // to its own pid otherwise).
+        broker: InProc::start_as(
+            Arc::new(policy),
+            Arc::new(ambient),
+            None,
+            i32::try_from(std::process::id()).expect("pid"),
+        ),
         _dir: dir,
     }
 }

@@ -123,12 +123,13 @@ pub fn broker_grants(policy: &Policy) -> Vec<PathGrant> {
 /// The broker's confinement for `policy` once `child` runs: the policy's
 /// sandbox mode, its grants, the seccomp debug switch from
 /// `OPENHOOK_SECCOMP`.
-pub fn broker_profile(policy: &Policy, child: i32) -> BrokerProfile {
+pub fn broker_profile(policy: &Policy, child: i32, transparent: bool) -> BrokerProfile {
     BrokerProfile {
         mode: mode(policy.sandbox.mode),
         grants: broker_grants(policy),
         child: u32::try_from(child).unwrap_or(0),
         seccomp_default: openhook_sandbox::seccomp::install::default_action_from_env(),
+        transparent,
     }
 }
 

@@ -11,10 +11,10 @@ pub mod signals;
 pub mod spawn;
 mod sys;
 
-use std::os::fd::OwnedFd;
+use std::os::fd::{AsFd, BorrowedFd, OwnedFd};
 
 pub use signals::ChildExit;
-pub use spawn::{LaunchSpec, SpawnError};
+pub use spawn::{Channel, LaunchSpec, SpawnError};
 pub use sys::{ChildStep, ForkExecError};
 
 /// Why launching failed after the child was started.
@@ -49,41 +49,53 @@ impl LaunchError {
 
 /// Start the program, call `confine` with the child's pid (the broker
 /// restricts itself there, still single-threaded; on error the child is
-/// killed and reaped and the error returned), serve its hook connection in
-/// a thread with `serve` (which gets the broker's end of the socketpair and
-/// the child's pid, and returns at EOF),
-/// forward SIGTERM/SIGINT, reap the child and return how it ended.
+/// killed and reaped and the error returned), serve its channel in a
+/// thread with `serve` (which gets the channel, the child's pid and a
+/// stop eventfd that becomes readable once the child is reaped), forward
+/// SIGTERM/SIGINT, reap the child and return how it ended.
 ///
 /// Must be called while the process is single-threaded. The serve thread
-/// never delays reaping: once the child is gone the socket is shut down
+/// never delays reaping: once the child is gone a hook socket is shut down
 /// (so a half-sent frame from a lingering grandchild ends the serve loop
-/// too) and the thread is joined.
+/// too), the stop eventfd is signalled, and the thread is joined.
 pub fn run<C, F>(spec: &LaunchSpec<'_>, confine: C, serve: F) -> Result<ChildExit, LaunchError>
 where
     C: FnOnce(i32) -> Result<(), String>,
-    F: FnOnce(OwnedFd, i32) + Send,
+    F: FnOnce(Channel, i32, BorrowedFd<'_>) + Send,
 {
     signals::prepare().map_err(LaunchError::Signals)?;
+    let stop = rustix::event::eventfd(0, rustix::event::EventfdFlags::CLOEXEC)
+        .map_err(|e| LaunchError::Signals(e.into()))?;
     let child = spawn::spawn(spec)?;
     if let Err(e) = confine(child.pid.as_raw_nonzero().get()) {
         let _ = rustix::process::kill_process(child.pid, rustix::process::Signal::KILL);
         let _ = rustix::process::waitpid(Some(child.pid), rustix::process::WaitOptions::empty());
         return Err(LaunchError::Confine(e));
     }
-    let shutdown = child.hook.try_clone().map_err(LaunchError::Dup)?;
-    let hook = child.hook;
-    let shutdown = &shutdown;
+    let shutdown = match &child.channel {
+        Channel::Hook(fd) => Some(fd.try_clone().map_err(LaunchError::Dup)?),
+        Channel::Listener(_) => None,
+    };
+    let end_hook = |fd: &Option<OwnedFd>| {
+        if let Some(fd) = fd {
+            let _ = rustix::net::shutdown(fd, rustix::net::Shutdown::Both);
+        }
+    };
+    let channel = child.channel;
+    let (shutdown, stop) = (&shutdown, &stop);
     std::thread::scope(|scope| {
         let pid = child.pid.as_raw_nonzero().get();
         scope.spawn(move || {
-            serve(hook, pid);
+            serve(channel, pid, stop.as_fd());
             // `serve` closed its fd, but our duplicate keeps the socket
             // open: shut it down so the child sees the connection closed.
-            let _ = rustix::net::shutdown(shutdown, rustix::net::Shutdown::Both);
+            end_hook(shutdown);
         });
         let exit = signals::supervise(child.pid).map_err(LaunchError::Wait);
-        // Ends a serve loop still blocked in recvmsg or sendmsg.
-        let _ = rustix::net::shutdown(shutdown, rustix::net::Shutdown::Both);
+        // Ends a serve loop still blocked in recvmsg or sendmsg, or polling
+        // a listener a lingering grandchild still holds.
+        end_hook(shutdown);
+        let _ = rustix::io::write(stop, &1u64.to_ne_bytes());
         exit
     })
 }

@@ -41,6 +41,10 @@ pub struct LaunchSpec<'a> {
     /// knows only the broker's pid). Otherwise the guest outlives a dead
     /// broker and only its later opens fail.
     pub die_with_broker: bool,
+    /// Transparent mode: the program is not told of any hook (no
+    /// `-open-hook-fd`); the child loads the notifying seccomp filter last
+    /// and the broker serves its listener instead of a hook socket.
+    pub transparent: bool,
 }
 
 /// Why the program could not be started.
@@ -62,6 +66,9 @@ pub enum SpawnError {
     /// `[sandbox] user`, or the mode is `require` and a layer is missing).
     #[error("sandbox: {0}")]
     Sandbox(#[source] SandboxError),
+    /// The transparent child's seccomp listener did not arrive.
+    #[error("receiving the seccomp listener: {0}")]
+    Listener(String),
     /// fork/exec failed.
     #[error("{program}: {source}")]
     Exec {
@@ -99,14 +106,25 @@ impl SpawnError {
     }
 }
 
-/// A running child and the broker's end of its hook socket.
+/// A running child and the broker's end of its channel.
 pub struct Spawned {
     /// The child's pid.
     pub pid: Pid,
-    /// The broker's end of the hook socketpair.
-    pub hook: OwnedFd,
-    /// The number the child got the hook fd at.
+    /// Hook mode: the broker's end of the hook socketpair. Transparent
+    /// mode: the seccomp listener of the child's filter.
+    pub channel: Channel,
+    /// The number the child got the hook fd at (transparent mode: the
+    /// number the listener socket had until the child closed it).
     pub hook_fd: RawFd,
+}
+
+/// What the broker serves.
+#[derive(Debug)]
+pub enum Channel {
+    /// The `-open-hook-fd` socket.
+    Hook(OwnedFd),
+    /// A seccomp user-notification listener.
+    Listener(OwnedFd),
 }
 
 /// The hook fd number: the lowest number ≥ 3 that no declared fd uses.
@@ -183,15 +201,25 @@ pub fn spawn(spec: &LaunchSpec<'_>) -> Result<Spawned, SpawnError> {
     )
     .map_err(|e| SpawnError::Socketpair(e.into()))?;
 
-    let argv = child_argv(&spec.program, &spec.args, hook_fd);
+    let argv = if spec.transparent {
+        std::iter::once(spec.program.clone())
+            .chain(spec.args.iter().cloned())
+            .collect()
+    } else {
+        child_argv(&spec.program, &spec.args, hook_fd)
+    };
     let argv: Vec<&OsStr> = argv.iter().map(|a| a.as_os_str()).collect();
     let mut moves = spec.declared.clone();
     moves.push((child_end.as_fd(), hook_fd));
 
     let mut plan = ExecPlan::new(path.as_os_str(), &argv, &moves).map_err(SpawnError::Args)?;
     plan.die_with_broker(spec.die_with_broker);
-    let pre =
+    let mut pre =
         PreExec::prepare(&spec.sandbox, &path, &plan.child_fds()).map_err(SpawnError::Sandbox)?;
+    if spec.transparent {
+        pre.transparent(spec.sandbox.mode, &path, hook_fd)
+            .map_err(SpawnError::Sandbox)?;
+    }
     // The child's environment is the hardening's scrubbed one, plus the
     // policy's sandbox mode for the emulator (openhook_sandbox::MODE_ENV).
     let mode_env = (
@@ -236,11 +264,31 @@ pub fn spawn(spec: &LaunchSpec<'_>) -> Result<Spawned, SpawnError> {
         program: path.clone(),
         source,
     })?;
+    let channel = if spec.transparent {
+        Channel::Listener(receive_listener(&broker_end).map_err(|e| {
+            let _ = rustix::process::kill_process(pid, rustix::process::Signal::KILL);
+            let _ = rustix::process::waitpid(Some(pid), rustix::process::WaitOptions::empty());
+            SpawnError::Listener(e)
+        })?)
+    } else {
+        Channel::Hook(broker_end)
+    };
     Ok(Spawned {
         pid,
-        hook: broker_end,
+        channel,
         hook_fd,
     })
+}
+
+/// The listener the child sent before `execve` (already in the socket:
+/// the exec succeeded only after the send).
+fn receive_listener(sock: &OwnedFd) -> Result<OwnedFd, String> {
+    let mut byte = [0u8; 1];
+    let got = openhook_wire::scm::recv_with_fds(sock, &mut byte, 1).map_err(|e| e.to_string())?;
+    got.fds
+        .into_iter()
+        .next()
+        .ok_or_else(|| "the child sent no fd".to_string())
 }
 
 #[cfg(test)]

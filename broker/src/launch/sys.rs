@@ -159,7 +159,7 @@ fn write_listen_pid(buf: &mut [u8; LISTEN_PID_BUF], pid: libc::pid_t) {
 
 /// The sandbox's child steps, in the order the status pipe encodes them
 /// (index + 1; 0 means no sandbox step).
-const SANDBOX_STEPS: [SandboxStep; 10] = [
+const SANDBOX_STEPS: [SandboxStep; 11] = [
     SandboxStep::Rlimits,
     SandboxStep::Namespaces,
     SandboxStep::UserMaps,
@@ -170,6 +170,7 @@ const SANDBOX_STEPS: [SandboxStep; 10] = [
     SandboxStep::Capabilities,
     SandboxStep::Landlock,
     SandboxStep::CloseFds,
+    SandboxStep::Notify,
 ];
 
 fn sandbox_step_code(step: SandboxStep) -> i32 {
@@ -619,7 +620,8 @@ mod tests {
         }
         assert_eq!(sandbox_step_from_code(0), None);
         assert_eq!(sandbox_step_from_code(-1), None);
-        assert_eq!(sandbox_step_from_code(11), None);
+        let past_last = i32::try_from(SANDBOX_STEPS.len() + 1).expect("small");
+        assert_eq!(sandbox_step_from_code(past_last), None);
     }
 
     #[test]

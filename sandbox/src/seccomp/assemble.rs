@@ -34,6 +34,11 @@ pub enum ThreadKind {
     /// stays allowed because it is the resolver, the rest of the open and
     /// path families still get `EACCES`.
     Broker,
+    /// The broker serving a transparent-mode child's seccomp listener:
+    /// `Broker` plus [`lists::TRANSPARENT_BROKER`] (reading and writing
+    /// the target's memory, copying its fds, the listener ioctls the
+    /// caller passes as needs, `readlinkat` for its cwd and dirfds).
+    TransparentBroker,
 }
 
 /// Extra syscalls and ioctl request numbers a thread kind needs beyond the
@@ -120,7 +125,7 @@ pub fn allow_list(kind: ThreadKind, main: &Needs, vcpu: &Needs) -> AllowList {
             syscalls.extend(vcpu.syscalls.iter().copied());
             ioctls.extend(vcpu.ioctls.iter().copied());
         }
-        ThreadKind::Broker => {
+        ThreadKind::Broker | ThreadKind::TransparentBroker => {
             for list in [
                 lists::FD_IO,
                 lists::EVENTS,
@@ -148,10 +153,13 @@ pub fn allow_list(kind: ThreadKind, main: &Needs, vcpu: &Needs) -> AllowList {
     {
         syscalls.remove(never);
     }
-    if kind == ThreadKind::Broker {
+    if matches!(kind, ThreadKind::Broker | ThreadKind::TransparentBroker) {
         // Added after the removal on purpose: the resolver's one syscall
         // (beneath an O_PATH root fd, RESOLVE_BENEATH; Landlock bounds it).
         syscalls.extend(lists::BROKER.iter().copied());
+    }
+    if kind == ThreadKind::TransparentBroker {
+        syscalls.extend(lists::TRANSPARENT_BROKER.iter().copied());
     }
     AllowList { syscalls, ioctls }
 }
@@ -273,7 +281,12 @@ pub fn filters(
         .copied()
         .filter(|nr| !list.syscalls.contains(nr))
         .collect();
-    for &nr in eacces.iter().chain(lists::ENOSYS_FAMILY) {
+    let enosys: Vec<i64> = lists::ENOSYS_FAMILY
+        .iter()
+        .copied()
+        .filter(|nr| !list.syscalls.contains(nr))
+        .collect();
+    for &nr in eacces.iter().chain(&enosys) {
         allow.insert(nr, Vec::new());
     }
     let errno_filter = |nrs: &[i64], errno: libc::c_int| -> Result<SeccompFilter, SandboxError> {
@@ -288,7 +301,7 @@ pub fn filters(
     Ok(Filters {
         allow: SeccompFilter::new(allow, default.action(), SeccompAction::Allow, arch)?,
         open_eacces: errno_filter(&eacces, libc::EACCES)?,
-        enosys: errno_filter(lists::ENOSYS_FAMILY, libc::ENOSYS)?,
+        enosys: errno_filter(&enosys, libc::ENOSYS)?,
     })
 }
 

@@ -129,6 +129,24 @@ pub const BROKER: &[i64] = &[
     SYS_fstatfs,
 ];
 
+/// What the broker needs on top of [`BROKER`] to serve a transparent-mode
+/// child's seccomp listener: the target's memory (`process_vm_*`: paths in,
+/// stat results out), copies of its fds (`pidfd_*`), its cwd and dirfd
+/// paths (`readlinkat` on `/proc/<tid>/...`), `statx` on an `O_PATH` fd,
+/// and `bind`/`connect` of a copy of its socket to a policy-allowed path.
+/// These are on the kill list of every other kind.
+pub const TRANSPARENT_BROKER: &[i64] = &[
+    SYS_process_vm_readv,
+    SYS_process_vm_writev,
+    SYS_pidfd_open,
+    SYS_pidfd_getfd,
+    SYS_readlinkat,
+    SYS_statx,
+    SYS_faccessat2,
+    SYS_bind,
+    SYS_connect,
+];
+
 /// Syscalls whose allowance depends on their arguments; assemble.rs must have
 /// a condition for each one of these that appears in an allow list.
 pub const ARG_FILTERED: &[i64] = &[

@@ -219,3 +219,67 @@ pub fn close_range(first: libc::c_uint, last: libc::c_uint) -> Result<(), Errno>
     let r = unsafe { libc::syscall(libc::SYS_close_range, first, last, 0u32) };
     check(r)
 }
+
+/// Loads `prog` with `SECCOMP_FILTER_FLAG_NEW_LISTENER` and returns the
+/// listener fd (close-on-exec, as the kernel creates it).
+pub fn seccomp_with_listener(prog: &[libc::sock_filter]) -> Result<libc::c_int, Errno> {
+    let len = u16::try_from(prog.len()).map_err(|_| Errno::TOOBIG)?;
+    let fprog = libc::sock_fprog {
+        len,
+        filter: prog.as_ptr().cast_mut(),
+    };
+    // SAFETY: `fprog` points at `len` live `sock_filter`s that the kernel
+    // copies before returning; nothing is retained.
+    let r = unsafe {
+        libc::syscall(
+            libc::SYS_seccomp,
+            libc::SECCOMP_SET_MODE_FILTER,
+            libc::SECCOMP_FILTER_FLAG_NEW_LISTENER,
+            &fprog as *const libc::sock_fprog,
+        )
+    };
+    check(r)?;
+    libc::c_int::try_from(r).map_err(|_| Errno::BADF)
+}
+
+/// Sends `fd` over the unix socket `sock` (one data byte, one
+/// `SCM_RIGHTS` fd), without allocating.
+pub fn send_fd(sock: libc::c_int, fd: libc::c_int) -> Result<(), Errno> {
+    #[repr(C)]
+    struct Cmsg {
+        hdr: libc::cmsghdr,
+        fd: libc::c_int,
+        pad: libc::c_int,
+    }
+    let mut cmsg = Cmsg {
+        hdr: libc::cmsghdr {
+            // CMSG_LEN(sizeof(int)): the header plus the fd, unpadded.
+            cmsg_len: std::mem::size_of::<libc::cmsghdr>() + std::mem::size_of::<libc::c_int>(),
+            cmsg_level: libc::SOL_SOCKET,
+            cmsg_type: libc::SCM_RIGHTS,
+        },
+        fd,
+        pad: 0,
+    };
+    let mut byte = [0u8; 1];
+    let mut iov = libc::iovec {
+        iov_base: byte.as_mut_ptr().cast(),
+        iov_len: 1,
+    };
+    // SAFETY: an all-zero msghdr is a valid empty message.
+    let mut msg: libc::msghdr = unsafe { std::mem::zeroed() };
+    msg.msg_iov = &mut iov;
+    msg.msg_iovlen = 1;
+    msg.msg_control = (&mut cmsg as *mut Cmsg).cast();
+    msg.msg_controllen = std::mem::size_of::<Cmsg>();
+    // SAFETY: `msg` points at live locals (one iovec, one control message
+    // of CMSG_SPACE(sizeof(int)) bytes) for the duration of the call.
+    let r = unsafe { libc::sendmsg(sock, &msg, libc::MSG_NOSIGNAL) };
+    check(r.try_into().unwrap_or(-1))
+}
+
+/// `close(fd)`, errors ignored (the fd is gone either way).
+pub fn close(fd: libc::c_int) {
+    // SAFETY: the caller owns `fd` and drops every use of it.
+    unsafe { libc::close(fd) };
+}

@@ -27,6 +27,17 @@ impl InProc {
         ambient: Arc<Ambient>,
         audit: Option<Arc<AuditLog>>,
     ) -> InProc {
+        Self::start_as(policy, ambient, audit, 4242)
+    }
+
+    /// [`InProc::start`] with `pid` as the requesting process (what
+    /// `/proc/self` in a request means).
+    pub fn start_as(
+        policy: Arc<Policy>,
+        ambient: Arc<Ambient>,
+        audit: Option<Arc<AuditLog>>,
+        pid: i32,
+    ) -> InProc {
         let (a, b) = socketpair(
             AddressFamily::UNIX,
             SocketType::STREAM,
@@ -34,8 +45,7 @@ impl InProc {
             None,
         )
         .expect("socketpair");
-        let thread =
-            std::thread::spawn(move || serve(a, &policy, &ambient, audit.as_deref(), 4242));
+        let thread = std::thread::spawn(move || serve(a, &policy, &ambient, audit.as_deref(), pid));
         InProc {
             client: Some(HookClient::new(b)),
             thread: Some(thread),

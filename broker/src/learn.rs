@@ -1,0 +1,462 @@
+//! `openhook-broker learn`: run a program transparently under a policy that
+//! allows everything, record every decision, then write a policy a person
+//! can review and that runs the same command in enforcing mode.
+//!
+//! What the written policy holds ([`policy_text`], pure):
+//! - an exact rule per file the program used, with the access it used
+//!   (`w` only where a write-mode open happened, `create` only where
+//!   `O_CREAT` was asked), the types it found, `follow_symlinks` where the
+//!   name is a symlink;
+//! - read-only subtree rules instead, for files read in system library and
+//!   data directories (the loader's directories, `/usr/share/...`), never
+//!   for `/`, `/tmp`, `/home`, `/root`, or a directory named on the
+//!   command line;
+//! - `deny_errno = "ENOENT"`: what the program probed and did not find
+//!   (or what is not in the policy) looks absent, not forbidden;
+//! - a comment on each rule saying which syscalls used it and how often.
+
+use std::collections::{BTreeMap, BTreeSet};
+use std::ffi::OsString;
+use std::fmt::Write as _;
+use std::fs::File;
+use std::io::Write as _;
+use std::os::fd::{AsFd, OwnedFd};
+use std::path::Path;
+
+use crate::ambient::{self, AmbientError};
+use crate::audit::{unescape_path, AuditLog, AuditRecord, Decision};
+use crate::policy::flags::{O_ACCMODE, O_CREAT, O_RDONLY, O_RDWR, O_WRONLY};
+use crate::policy::FileType;
+
+/// The policy a learning run is served under: everything below `/`, any
+/// type, symlinks followed (never out of `/`, never through magic links).
+pub const PERMISSIVE_POLICY: &str = r#"version = 1
+deny_errno = "ENOENT"
+[[allow]]
+path = "/"
+access = "rw"
+create = true
+mode = 0o777
+types = ["file", "dir", "char", "block", "fifo", "socket"]
+follow_symlinks = true
+"#;
+
+/// Directories whose files a program reads as part of the system (shared
+/// libraries, data): these become read-only subtree rules.
+pub const SYSTEM_DIRS: &[&str] = &[
+    "/lib/",
+    "/lib64/",
+    "/lib32/",
+    "/usr/lib/",
+    "/usr/lib64/",
+    "/usr/lib32/",
+    "/usr/local/lib/",
+    "/usr/share/",
+];
+
+/// Never a subtree rule, whatever is read there.
+pub const NEVER_SUBTREE: &[&str] = &[
+    "/", "/tmp", "/var/tmp", "/home", "/root", "/dev", "/proc", "/sys", "/run",
+];
+
+/// What the run did with one path.
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
+pub struct Use {
+    pub read: bool,
+    pub write: bool,
+    pub create: bool,
+    /// Syscall name → count.
+    pub calls: BTreeMap<String, usize>,
+}
+
+/// What the filesystem says about a used path after the run.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub struct Found {
+    /// The type the name resolves to (`None`: it did not exist).
+    pub ftype: Option<FileType>,
+    /// The name itself is a symlink.
+    pub symlink: bool,
+}
+
+/// Folds audit records into per-path uses (allowed and failed requests
+/// alike: a failed create still says where the program writes).
+pub fn uses(records: &[AuditRecord]) -> BTreeMap<Vec<u8>, Use> {
+    let mut out: BTreeMap<Vec<u8>, Use> = BTreeMap::new();
+    for r in records {
+        if r.decision == Decision::Deny {
+            continue;
+        }
+        let Some(path) = unescape_path(&r.path) else {
+            continue;
+        };
+        if path.is_empty() || path[0] != b'/' {
+            continue;
+        }
+        let u = out.entry(path).or_default();
+        match r.flags & O_ACCMODE {
+            O_RDONLY => u.read = true,
+            O_WRONLY => u.write = true,
+            O_RDWR => {
+                u.read = true;
+                u.write = true;
+            }
+            _ => {}
+        }
+        u.create |= r.flags & O_CREAT != 0;
+        let name = r.syscall.clone().unwrap_or_else(|| "hook".into());
+        *u.calls.entry(name).or_default() += 1;
+    }
+    // A failed open that created nothing and found nothing (ENOENT) needs
+    // no rule: with deny_errno ENOENT it fails the same way when enforced.
+    out
+}
+
+/// The subtree directory a read-only file falls under, if any (pure).
+pub fn subtree_for(path: &str, command_dirs: &BTreeSet<String>) -> Option<String> {
+    let parent = &path[..path.rfind('/')?];
+    if parent.is_empty() || NEVER_SUBTREE.contains(&parent) || command_dirs.contains(parent) {
+        return None;
+    }
+    let dir = format!("{parent}/");
+    SYSTEM_DIRS
+        .iter()
+        .any(|s| dir.starts_with(s))
+        .then_some(dir)
+}
+
+/// Directories of the paths named on the command line (as whole
+/// arguments or as `key=value` values inside QEMU-style option lists).
+pub fn command_dirs(argv: &[OsString]) -> BTreeSet<String> {
+    let mut out = BTreeSet::new();
+    for a in argv {
+        let a = a.to_string_lossy();
+        for part in a.split(',') {
+            let v = part.split_once('=').map_or(part, |(_, v)| v);
+            if let Some(i) = v.rfind('/') {
+                if v.starts_with('/') && i > 0 {
+                    out.insert(v[..i].to_string());
+                }
+            }
+        }
+    }
+    out
+}
+
+fn quote(s: &str) -> String {
+    toml::Value::String(s.to_string()).to_string()
+}
+
+fn types_list(types: &BTreeSet<&'static str>) -> String {
+    let v: Vec<String> = types.iter().map(|t| quote(t)).collect();
+    format!("[{}]", v.join(", "))
+}
+
+fn calls_comment(calls: &BTreeMap<String, usize>) -> String {
+    let v: Vec<String> = calls.iter().map(|(k, n)| format!("{k} ×{n}")).collect();
+    v.join(", ")
+}
+
+/// A subtree rule being built: types seen, paths, syscall counts.
+type Tree = (BTreeSet<&'static str>, usize, BTreeMap<String, usize>);
+
+/// The policy text (pure): `uses` with what the filesystem says about each
+/// path (`found`), `argv` for the header and for the directories that must
+/// never become subtrees. Returns the text and the number of rules.
+pub fn policy_text(
+    uses: &BTreeMap<Vec<u8>, Use>,
+    found: &BTreeMap<Vec<u8>, Found>,
+    argv: &[OsString],
+) -> (String, usize) {
+    let dirs = command_dirs(argv);
+    let mut out = String::new();
+    let cmd: Vec<String> = argv
+        .iter()
+        .map(|a| a.to_string_lossy().into_owned())
+        .collect();
+    let _ = writeln!(out, "# Written by `openhook-broker learn` from one run of:");
+    let _ = writeln!(out, "#   {}", cmd.join(" ").replace('\n', " "));
+    let _ = writeln!(
+        out,
+        "# Review every rule before use. Run it with:\n#   openhook-broker --policy THIS --transparent -- PROGRAM ARGS"
+    );
+    let _ = writeln!(out, "version = 1");
+    let _ = writeln!(
+        out,
+        "# What the program probed and did not find, or anything outside this\n# policy, fails as if absent."
+    );
+    let _ = writeln!(out, "deny_errno = \"ENOENT\"\n");
+
+    // Read-only files in system directories, grouped into subtrees.
+    let mut trees: BTreeMap<String, Tree> = BTreeMap::new();
+    let mut exact: Vec<(String, &Use, Found)> = Vec::new();
+    for (path, u) in uses {
+        let Ok(p) = std::str::from_utf8(path) else {
+            continue;
+        };
+        let f = found.get(path).copied().unwrap_or_default();
+        if f.ftype.is_none() && !f.symlink && !u.create {
+            continue;
+        }
+        let read_only = !u.write && !u.create;
+        match (read_only, subtree_for(p, &dirs)) {
+            (true, Some(dir)) => {
+                let e = trees.entry(dir).or_default();
+                e.0.insert(f.ftype.map_or("file", FileType::as_str));
+                e.0.insert("dir");
+                e.1 += 1;
+                for (k, n) in &u.calls {
+                    *e.2.entry(k.clone()).or_default() += n;
+                }
+            }
+            _ => exact.push((p.to_string(), u, f)),
+        }
+    }
+    let mut n = 0;
+    for (dir, (types, files, calls)) in &trees {
+        n += 1;
+        let _ = writeln!(
+            out,
+            "# System directory: {files} path(s) read beneath it ({}).",
+            calls_comment(calls)
+        );
+        let _ = writeln!(out, "[[allow]]\npath = {}", quote(dir));
+        let _ = writeln!(out, "access = \"r\"");
+        let _ = writeln!(out, "types = {}", types_list(types));
+        let _ = writeln!(out, "follow_symlinks = true\n");
+    }
+    for (path, u, f) in &exact {
+        // A subtree already covers it (read-only file in a covered dir).
+        if !u.write && !u.create && trees.keys().any(|d| path.starts_with(d.as_str())) {
+            continue;
+        }
+        n += 1;
+        let access = match (u.read, u.write) {
+            (_, false) => "r",
+            (false, true) => "w",
+            (true, true) => "rw",
+        };
+        let why = if u.write { "written" } else { "read" };
+        let _ = writeln!(out, "# {why}: {}", calls_comment(&u.calls));
+        let _ = writeln!(out, "[[allow]]\npath = {}", quote(path));
+        let _ = writeln!(out, "access = \"{access}\"");
+        let mut types = BTreeSet::new();
+        types.insert(f.ftype.map_or("file", FileType::as_str));
+        let _ = writeln!(out, "types = {}", types_list(&types));
+        if u.create {
+            let _ = writeln!(out, "create = true\nmode = 0o644");
+        }
+        if f.symlink {
+            let _ = writeln!(out, "follow_symlinks = true");
+        }
+        out.push('\n');
+    }
+    let _ = writeln!(out, "[sandbox]\nmode = \"require\"");
+    (out, n)
+}
+
+/// A learning run's records: kept in a memfd (the broker may not open
+/// files once confined), copied to `--audit-log` at the end; the output
+/// file and `/` are opened before the run for the same reason.
+pub struct Recording {
+    log: AuditLog,
+    memfd: OwnedFd,
+    audit: Option<AuditLog>,
+    root: OwnedFd,
+}
+
+/// Why learning could not finish.
+#[derive(Debug, thiserror::Error)]
+pub enum LearnError {
+    #[error(transparent)]
+    Open(#[from] AmbientError),
+    #[error("learn: {0}")]
+    Io(#[from] std::io::Error),
+}
+
+impl Recording {
+    /// Opens the record memfd, `/` and `--audit-log`.
+    pub fn new(audit: Option<&Path>) -> Result<Self, LearnError> {
+        let memfd = rustix::fs::memfd_create("openhook-learn", rustix::fs::MemfdFlags::CLOEXEC)
+            .map_err(std::io::Error::from)?;
+        let log = AuditLog::new(File::from(memfd.try_clone()?));
+        let audit = audit.map(ambient::open_audit_log).transpose()?;
+        let root = ambient::open_root_dir().map_err(std::io::Error::from)?;
+        Ok(Self {
+            log,
+            memfd,
+            audit,
+            root,
+        })
+    }
+
+    /// The log the run writes to.
+    pub fn log(&self) -> &AuditLog {
+        &self.log
+    }
+
+    fn records(&self) -> Result<Vec<AuditRecord>, LearnError> {
+        let mut bytes = Vec::new();
+        let mut buf = vec![0u8; 64 << 10];
+        let mut at = 0u64;
+        loop {
+            let n = rustix::io::pread(&self.memfd, &mut buf, at).map_err(std::io::Error::from)?;
+            if n == 0 {
+                break;
+            }
+            bytes.extend_from_slice(&buf[..n]);
+            at += n as u64;
+        }
+        Ok(bytes
+            .split(|&b| b == b'\n')
+            .filter(|l| !l.is_empty())
+            .filter_map(|l| serde_json::from_slice(l).ok())
+            .collect())
+    }
+
+    fn found(&self, path: &[u8]) -> Found {
+        let rel = if path == b"/" { &b"."[..] } else { &path[1..] };
+        crate::resolve::examine(self.root.as_fd(), rel)
+    }
+
+    /// Writes the policy to `output` (opened by the caller before the run).
+    pub fn write_policy(&self, output: &mut File, argv: &[OsString]) -> Result<usize, LearnError> {
+        let records = self.records()?;
+        if let Some(a) = &self.audit {
+            for r in &records {
+                a.write(r)?;
+            }
+        }
+        let uses = uses(&records);
+        let found = uses.keys().map(|p| (p.clone(), self.found(p))).collect();
+        let (text, n) = policy_text(&uses, &found, argv);
+        output.write_all(text.as_bytes())?;
+        Ok(n)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn rec(path: &str, flags: u32, syscall: &str, decision: Decision) -> AuditRecord {
+        AuditRecord {
+            ts: 0.0,
+            pid: 1,
+            path: path.into(),
+            flags,
+            mode: 0,
+            decision,
+            errno: 0,
+            rule: None,
+            reason: String::new(),
+            syscall: Some(syscall.into()),
+        }
+    }
+
+    fn found(ftype: FileType) -> Found {
+        Found {
+            ftype: Some(ftype),
+            symlink: false,
+        }
+    }
+
+    #[test]
+    fn system_reads_become_subtrees_and_data_stays_exact() {
+        let records = vec![
+            rec(
+                "/lib/x86_64-linux-gnu/libc.so.6",
+                O_RDONLY,
+                "openat",
+                Decision::Allow,
+            ),
+            rec(
+                "/lib/x86_64-linux-gnu/libz.so.1",
+                O_RDONLY,
+                "openat",
+                Decision::Allow,
+            ),
+            rec(
+                "/usr/share/qemu/bios.bin",
+                O_RDONLY,
+                "openat",
+                Decision::Allow,
+            ),
+            rec("/tmp/t/disk.img", O_RDWR, "openat", Decision::Allow),
+            rec("/tmp/t/fw.bin", O_RDONLY, "openat", Decision::Allow),
+            rec("/tmp/t/new", O_WRONLY | O_CREAT, "openat", Decision::Allow),
+            rec("/dev/kvm", O_RDWR, "openat", Decision::Allow),
+            rec("/dev/sgx_vepc", O_RDWR, "openat", Decision::Error),
+            rec("/etc/shadow", O_RDONLY, "openat", Decision::Deny),
+        ];
+        let u = uses(&records);
+        let mut f = BTreeMap::new();
+        for p in [
+            "/lib/x86_64-linux-gnu/libc.so.6",
+            "/lib/x86_64-linux-gnu/libz.so.1",
+            "/usr/share/qemu/bios.bin",
+            "/tmp/t/disk.img",
+            "/tmp/t/fw.bin",
+            "/tmp/t/new",
+        ] {
+            f.insert(p.as_bytes().to_vec(), found(FileType::File));
+        }
+        f.insert(b"/dev/kvm".to_vec(), found(FileType::Char));
+        let argv: Vec<OsString> = ["qemu", "-drive", "file=/tmp/t/disk.img,format=raw"]
+            .iter()
+            .map(OsString::from)
+            .collect();
+        let (text, n) = policy_text(&u, &f, &argv);
+        let p = crate::policy::parse(&text, "learned").expect("the learned policy parses");
+        assert_eq!(p.rules.len(), n);
+        assert!(text.contains("path = \"/lib/x86_64-linux-gnu/\""), "{text}");
+        assert!(text.contains("path = \"/usr/share/qemu/\""), "{text}");
+        assert!(
+            text.contains("path = \"/tmp/t/disk.img\"\naccess = \"rw\""),
+            "{text}"
+        );
+        assert!(
+            text.contains("path = \"/tmp/t/fw.bin\"\naccess = \"r\""),
+            "{text}"
+        );
+        assert!(
+            text.contains("path = \"/tmp/t/new\"\naccess = \"w\""),
+            "{text}"
+        );
+        assert!(
+            text.contains("path = \"/dev/kvm\"\naccess = \"rw\"\ntypes = [\"char\"]"),
+            "{text}"
+        );
+        assert!(
+            !text.contains("sgx_vepc"),
+            "absent files need no rule: {text}"
+        );
+        assert!(!text.contains("shadow"), "{text}");
+        for r in &p.rules {
+            assert!(
+                !(r.subtree && ["/", "/tmp", "/tmp/t"].contains(&r.path.as_str())),
+                "subtree rule for {}",
+                r.path
+            );
+        }
+    }
+
+    #[test]
+    fn never_subtrees() {
+        let none = BTreeSet::new();
+        assert_eq!(subtree_for("/tmp/x", &none), None);
+        assert_eq!(subtree_for("/x", &none), None);
+        assert_eq!(subtree_for("/root/.qemu/x", &none), None);
+        assert_eq!(
+            subtree_for("/usr/share/qemu/x", &none),
+            Some("/usr/share/qemu/".into())
+        );
+        let dirs: BTreeSet<String> = ["/usr/share/qemu".to_string()].into();
+        assert_eq!(subtree_for("/usr/share/qemu/x", &dirs), None);
+        let argv: Vec<OsString> = ["-bios", "/srv/a/fw.bin", "-drive", "id=d,file=/srv/b/d.img"]
+            .iter()
+            .map(OsString::from)
+            .collect();
+        let d = command_dirs(&argv);
+        assert!(d.contains("/srv/a") && d.contains("/srv/b"), "{d:?}");
+    }
+}

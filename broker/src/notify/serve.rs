@@ -1,0 +1,508 @@
+//! Serving the listener: a few threads receive notifications and answer
+//! each one completely (so a slow one never holds the others up; opens
+//! are non-blocking in `resolve.rs`, so a FIFO or device cannot hang a
+//! thread either).
+
+use std::os::fd::{AsFd, BorrowedFd, OwnedFd};
+
+use openhook_wire::Errno;
+use rustix::event::{poll, PollFd, PollFlags};
+use rustix::fs::{AtFlags, ResolveFlags};
+
+use super::call::{self, Call, Dir, StatKind};
+use super::path::{self, Absolute, Scope};
+use super::sys::{self, Notif};
+use crate::judge::{Judge, Request};
+use crate::policy::flags::{O_CLOEXEC, O_CREAT, O_RDONLY, O_RDWR};
+use crate::resolve::Target;
+
+/// Threads receiving notifications: two keep a slow request (a blocking
+/// `connect`, a page fault in the target's memory) from stalling the rest
+/// on this two-core class of machine.
+const THREADS: usize = 2;
+
+/// Serves `listener` until no process uses the filter any more or `stop`
+/// becomes readable (the launched child was reaped).
+pub fn serve(listener: &OwnedFd, judge: &Judge<'_>, stop: BorrowedFd<'_>) {
+    std::thread::scope(|scope| {
+        for _ in 1..THREADS {
+            scope.spawn(|| serve_loop(listener.as_fd(), judge, stop));
+        }
+        serve_loop(listener.as_fd(), judge, stop);
+    });
+}
+
+fn serve_loop(listener: BorrowedFd<'_>, judge: &Judge<'_>, stop: BorrowedFd<'_>) {
+    loop {
+        let mut fds = [
+            PollFd::new(&listener, PollFlags::IN),
+            PollFd::new(&stop, PollFlags::IN),
+        ];
+        match poll(&mut fds, None) {
+            Ok(_) => {}
+            Err(rustix::io::Errno::INTR) => continue,
+            Err(e) => {
+                tracing::error!("seccomp listener: poll: {e}");
+                return;
+            }
+        }
+        if !fds[1].revents().is_empty() {
+            return;
+        }
+        let ev = fds[0].revents();
+        if ev.contains(PollFlags::IN) {
+            match sys::recv(listener) {
+                Ok(n) => handle(listener, judge, &n),
+                // The asking thread died, or another thread took it.
+                Err(Errno::ENOENT) | Err(Errno::EINTR) => {}
+                Err(e) => {
+                    tracing::error!("seccomp listener: receive: {e}");
+                    return;
+                }
+            }
+        } else if ev.intersects(PollFlags::HUP | PollFlags::ERR | PollFlags::NVAL) {
+            // Every process under the filter has exited.
+            return;
+        }
+    }
+}
+
+/// Answers one notification. A reply that fails because the thread died
+/// meanwhile is not an error.
+fn handle(listener: BorrowedFd<'_>, judge: &Judge<'_>, n: &Notif) {
+    // The filter kills every other architecture; this is belt and braces.
+    const AUDIT_ARCH_X86_64: u32 = 0xc000_003e;
+    let answer = match call::classify(n.nr, n.args) {
+        Some(c) if n.arch == AUDIT_ARCH_X86_64 => Handler { listener, judge, n }.call(c),
+        _ => Answer::Reply(Err(Errno::ENOSYS)),
+    };
+    match answer {
+        Answer::Reply(r) => {
+            let _ = sys::reply(listener, n.id, r);
+        }
+        Answer::Done | Answer::Gone => {}
+    }
+}
+
+/// How a notification ended.
+enum Answer {
+    /// Reply with this result.
+    Reply(Result<i64, Errno>),
+    /// Already answered (an fd injected with the reply).
+    Done,
+    /// The notification is no longer valid: no reply.
+    Gone,
+}
+
+impl From<Result<i64, Errno>> for Answer {
+    fn from(r: Result<i64, Errno>) -> Self {
+        Answer::Reply(r)
+    }
+}
+
+struct Handler<'a> {
+    listener: BorrowedFd<'a>,
+    judge: &'a Judge<'a>,
+    n: &'a Notif,
+}
+
+/// A path read from the target and made absolute, with what the request
+/// is about.
+struct Named {
+    abs: Absolute,
+    target: Target,
+}
+
+impl Handler<'_> {
+    fn tid(&self) -> i32 {
+        self.n.pid
+    }
+
+    fn call(&self, c: Call) -> Answer {
+        match c {
+            Call::Open {
+                dir,
+                path,
+                flags,
+                mode,
+                how,
+            } => self.open(dir, path, flags, mode, how),
+            Call::Stat {
+                dir,
+                path,
+                buf,
+                at_flags,
+                kind,
+            } => self.stat(dir, path, buf, at_flags, kind),
+            Call::Access {
+                dir,
+                path,
+                mode,
+                at_flags,
+            } => self.access(dir, path, mode, at_flags),
+            Call::Readlink {
+                dir,
+                path,
+                buf,
+                size,
+            } => self.readlink(dir, path, buf, size),
+            Call::Statfs { path, buf } => self.statfs(path, buf),
+            Call::Socket {
+                bind,
+                fd,
+                addr,
+                len,
+            } => self.socket(bind, fd, addr, len),
+        }
+    }
+
+    /// Reads a NUL-terminated path (at most `PATH_MAX` bytes with the NUL).
+    fn read_path(&self, addr: u64) -> Result<Vec<u8>, Errno> {
+        if addr == 0 {
+            return Err(Errno::EFAULT);
+        }
+        let mut buf = vec![0u8; libc::PATH_MAX.unsigned_abs() as usize];
+        let got = sys::read_mem(self.tid(), addr, &mut buf)?;
+        match buf[..got].iter().position(|&b| b == 0) {
+            Some(end) => {
+                buf.truncate(end);
+                Ok(buf)
+            }
+            None if got == buf.len() => Err(Errno::ENAMETOOLONG),
+            None => Err(Errno::EFAULT),
+        }
+    }
+
+    /// The base directory of a relative path, as an absolute path.
+    fn base(&self, dir: Dir) -> Result<Vec<u8>, Errno> {
+        let link = match dir {
+            Dir::Cwd => format!("/proc/{}/cwd", self.tid()),
+            Dir::Fd(fd) if fd < 0 => return Err(Errno::EBADF),
+            Dir::Fd(fd) => format!("/proc/{}/fd/{fd}", self.tid()),
+        };
+        let target = rustix::fs::readlink(&link, Vec::new()).map_err(|e| match e {
+            rustix::io::Errno::NOENT if matches!(dir, Dir::Fd(_)) => Errno::EBADF,
+            e => e.into(),
+        })?;
+        let base = path::usable_base(target.as_bytes())?.to_vec();
+        if matches!(dir, Dir::Fd(_)) {
+            let st = rustix::fs::stat(&link)?;
+            if st.st_mode & 0o170_000 != 0o040_000 {
+                return Err(Errno::ENOTDIR);
+            }
+        }
+        Ok(base)
+    }
+
+    /// Reads and resolves the path of a request; `Err(None)` when the
+    /// notification went away while reading.
+    fn name(&self, dir: Dir, addr: u64, scope: Scope) -> Result<Named, Option<Errno>> {
+        let raw = self.read_path(addr).map_err(Some)?;
+        let needs_base = raw.first() != Some(&b'/') || scope == Scope::InRoot;
+        let base = if needs_base && !raw.is_empty() {
+            Some(self.base(dir).map_err(Some)?)
+        } else {
+            None
+        };
+        // Everything read from the target is in hand: is the request
+        // still the one we read it for?
+        if !sys::id_valid(self.listener, self.n.id) {
+            return Err(None);
+        }
+        let mut abs = path::absolute(base.as_deref(), &raw, scope).map_err(Some)?;
+        let target = self.target_for(&abs.path);
+        abs.path = path::proc_self_alias(abs.path, target.tgid);
+        Ok(Named { abs, target })
+    }
+
+    /// `/proc/self` is the asking thread's process; its tgid is read only
+    /// for paths below `/proc`.
+    fn target_for(&self, path: &[u8]) -> Target {
+        let tid = self.tid();
+        let tgid = if path.starts_with(b"/proc/") {
+            tgid_of(tid).unwrap_or(tid)
+        } else {
+            tid
+        };
+        Target { tgid, tid }
+    }
+
+    fn request<'p>(&self, named: &'p Named, flags: u32, mode: u32) -> Request<'p> {
+        Request {
+            pid: self.tid(),
+            target: named.target,
+            path: &named.abs.path,
+            flags,
+            mode,
+            syscall: Some(openhook_sandbox::notify::syscall_name(self.n.nr)),
+        }
+    }
+
+    fn open(&self, dir: Dir, addr: u64, flags: u64, mode: u32, how: Option<(u64, u64)>) -> Answer {
+        let (flags, mode, resolve) = match how {
+            None => (flags, mode, call::Resolve::default()),
+            Some((at, size)) => match self.read_how(at, size) {
+                Ok(v) => v,
+                Err(e) => return Answer::Reply(Err(e)),
+            },
+        };
+        let scope = if resolve.in_root {
+            Scope::InRoot
+        } else {
+            Scope::Normal
+        };
+        let named = match self.name(dir, addr, scope) {
+            Ok(n) => n,
+            Err(None) => return Answer::Gone,
+            Err(Some(e)) => return Answer::Reply(Err(e)),
+        };
+        if resolve.beneath && named.abs.escapes_base {
+            return Answer::Reply(Err(Errno::EXDEV));
+        }
+        let flags = match call::open_flags(flags, named.abs.dir_only) {
+            Ok(f) => f,
+            Err(e) => return Answer::Reply(Err(e)),
+        };
+        let req = self.request(&named, flags, mode);
+        let fd = if resolve.extra == 0 {
+            self.judge.open(&req)
+        } else {
+            self.judge.open_stricter(
+                &req,
+                ResolveFlags::from_bits_retain(u64::from(
+                    u32::try_from(resolve.extra).unwrap_or(0),
+                )),
+            )
+        };
+        let fd = match fd {
+            Ok(fd) => fd,
+            Err(e) => return Answer::Reply(Err(e)),
+        };
+        match sys::add_fd_and_reply(self.listener, self.n.id, fd.as_fd(), flags & O_CLOEXEC != 0) {
+            Ok(_) => Answer::Done,
+            // The thread died: nothing to answer.
+            Err(Errno::ENOENT) => Answer::Gone,
+            // Injection failed (EMFILE in the target, ...): an errno, never
+            // a fall-back that lets the target open it itself.
+            Err(e) => Answer::Reply(Err(e)),
+        }
+    }
+
+    fn read_how(&self, at: u64, size: u64) -> Result<(u64, u32, call::Resolve), Errno> {
+        let size = usize::try_from(size).map_err(|_| Errno::EINVAL)?;
+        if size < call::OPEN_HOW_SIZE {
+            return Err(Errno::EINVAL);
+        }
+        if size > call::OPEN_HOW_MAX {
+            return Err(Errno::new(libc::E2BIG).unwrap_or(Errno::EINVAL));
+        }
+        let mut bytes = vec![0u8; size];
+        if sys::read_mem(self.tid(), at, &mut bytes)? != size {
+            return Err(Errno::EFAULT);
+        }
+        let how = call::open_how(&bytes)?;
+        let mode = u32::try_from(how.mode).map_err(|_| Errno::EINVAL)?;
+        Ok((how.flags, mode, call::resolve(how.resolve)?))
+    }
+
+    /// A metadata request on a path: judged, then `f` on the `O_PATH` fd.
+    /// An empty path with `AT_EMPTY_PATH` means the fd itself: no path,
+    /// no judgement (the target already holds it).
+    fn on_path(
+        &self,
+        dir: Dir,
+        addr: u64,
+        at_flags: u32,
+        flags: u32,
+        f: impl FnOnce(BorrowedFd<'_>) -> Result<i64, Errno>,
+    ) -> Answer {
+        let empty_ok = at_flags & AtFlags::EMPTY_PATH.bits() != 0;
+        if empty_ok {
+            if let (Dir::Fd(fd), Ok(raw)) = (dir, self.read_path(addr)) {
+                if raw.is_empty() {
+                    if !sys::id_valid(self.listener, self.n.id) {
+                        return Answer::Gone;
+                    }
+                    return match sys::target_fd(self.tid(), fd) {
+                        Ok(own) => f(own.as_fd()).into(),
+                        Err(_) => Answer::Reply(Err(Errno::EBADF)),
+                    };
+                }
+            }
+        }
+        let named = match self.name(dir, addr, Scope::Normal) {
+            Ok(n) => n,
+            Err(None) => return Answer::Gone,
+            Err(Some(Errno::ENOENT)) if empty_ok && dir == Dir::Cwd => {
+                // AT_FDCWD with "": the working directory itself.
+                match self.name_of_cwd() {
+                    Ok(n) => n,
+                    Err(e) => return Answer::Reply(Err(e)),
+                }
+            }
+            Err(Some(e)) => return Answer::Reply(Err(e)),
+        };
+        let nofollow = at_flags & AtFlags::SYMLINK_NOFOLLOW.bits() != 0;
+        let req = self.request(&named, flags, 0);
+        match self.judge.probe(&req, nofollow) {
+            Ok(fd) => f(fd.as_fd()).into(),
+            Err(e) => Answer::Reply(Err(e)),
+        }
+    }
+
+    fn name_of_cwd(&self) -> Result<Named, Errno> {
+        let base = self.base(Dir::Cwd)?;
+        let abs = path::absolute(Some(&base), b".", Scope::Normal)?;
+        let target = self.target_for(&abs.path);
+        Ok(Named { abs, target })
+    }
+
+    fn stat(&self, dir: Dir, addr: u64, buf: u64, at_flags: u32, kind: StatKind) -> Answer {
+        let tid = self.tid();
+        self.on_path(dir, addr, at_flags, O_RDONLY, |fd| {
+            match kind {
+                StatKind::Stat => sys::write_mem(tid, buf, &sys::stat_bytes(fd, at_flags)?)?,
+                StatKind::Statx(mask) => {
+                    sys::write_mem(tid, buf, &sys::statx_bytes(fd, at_flags, mask)?)?
+                }
+            }
+            Ok(0)
+        })
+    }
+
+    fn access(&self, dir: Dir, addr: u64, mode: u32, at_flags: u32) -> Answer {
+        if mode & !0o7 != 0 {
+            return Answer::Reply(Err(Errno::EINVAL));
+        }
+        self.on_path(dir, addr, at_flags, call::access_flags(mode), |fd| {
+            sys::access_fd(fd, mode, at_flags & AtFlags::EACCESS.bits() != 0)?;
+            Ok(0)
+        })
+    }
+
+    fn readlink(&self, dir: Dir, addr: u64, buf: u64, size: u64) -> Answer {
+        let Ok(size) = usize::try_from(size) else {
+            return Answer::Reply(Err(Errno::EINVAL));
+        };
+        if size == 0 || size > i32::MAX as usize {
+            return Answer::Reply(Err(Errno::EINVAL));
+        }
+        let tid = self.tid();
+        let nofollow = AtFlags::SYMLINK_NOFOLLOW.bits();
+        self.on_path(dir, addr, nofollow, O_RDONLY, |fd| {
+            let target = rustix::fs::readlinkat(fd, "", Vec::new())?;
+            let bytes = target.as_bytes();
+            let n = bytes.len().min(size);
+            sys::write_mem(tid, buf, &bytes[..n])?;
+            Ok(i64::try_from(n).unwrap_or(0))
+        })
+    }
+
+    fn statfs(&self, addr: u64, buf: u64) -> Answer {
+        let tid = self.tid();
+        self.on_path(Dir::Cwd, addr, 0, O_RDONLY, |fd| {
+            sys::write_mem(tid, buf, &sys::statfs_bytes(fd)?)?;
+            Ok(0)
+        })
+    }
+
+    /// bind/connect. A pathname `AF_UNIX` address is judged as the socket
+    /// file (`bind` creates it: the rule needs `create`; both need
+    /// `types` to include `socket`) and performed by the broker on a copy
+    /// of the target's socket, with the broker's copy of the address.
+    /// Abstract and non-unix addresses are refused (the target's Landlock
+    /// domain denies TCP and scopes abstract sockets; the broker does not
+    /// perform them on its behalf).
+    fn socket(&self, bind: bool, fd: i32, addr: u64, len: u64) -> Answer {
+        let sun_max = std::mem::size_of::<libc::sockaddr_un>();
+        let Ok(len) = usize::try_from(len) else {
+            return Answer::Reply(Err(Errno::EINVAL));
+        };
+        if !(2..=128).contains(&len) {
+            return Answer::Reply(Err(Errno::EINVAL));
+        }
+        let mut raw = vec![0u8; len];
+        match sys::read_mem(self.tid(), addr, &mut raw) {
+            Ok(n) if n == len => {}
+            Ok(_) | Err(_) => return Answer::Reply(Err(Errno::EFAULT)),
+        }
+        if !sys::id_valid(self.listener, self.n.id) {
+            return Answer::Gone;
+        }
+        let family = u16::from_ne_bytes([raw[0], raw[1]]);
+        let sys_name = openhook_sandbox::notify::syscall_name(self.n.nr);
+        let unix = u32::from(family) == libc::AF_UNIX.unsigned_abs();
+        let sun_path = &raw[2..len.min(sun_max)];
+        let name_end = sun_path
+            .iter()
+            .position(|&b| b == 0)
+            .unwrap_or(sun_path.len());
+        if !unix || sun_path.is_empty() || name_end == 0 {
+            let what = if unix {
+                "abstract or unnamed unix address"
+            } else {
+                "non-unix address"
+            };
+            let req = Request {
+                pid: self.tid(),
+                target: Target {
+                    tgid: self.tid(),
+                    tid: self.tid(),
+                },
+                path: b"",
+                flags: 0,
+                mode: 0,
+                syscall: Some(sys_name),
+            };
+            let e = self
+                .judge
+                .refuse(&req, Errno::EACCES, format!("{sys_name}: {what} refused"));
+            return Answer::Reply(Err(e));
+        }
+        let raw_path = &sun_path[..name_end];
+        let base = if raw_path[0] == b'/' {
+            None
+        } else {
+            match self.base(Dir::Cwd) {
+                Ok(b) => Some(b),
+                Err(e) => return Answer::Reply(Err(e)),
+            }
+        };
+        let abs = match path::absolute(base.as_deref(), raw_path, Scope::Normal) {
+            Ok(a) => a,
+            Err(e) => return Answer::Reply(Err(e)),
+        };
+        let target = self.target_for(&abs.path);
+        let named = Named { abs, target };
+        let sock = match sys::target_fd(self.tid(), fd) {
+            Ok(s) => s,
+            Err(_) => return Answer::Reply(Err(Errno::EBADF)),
+        };
+        let flags = if bind { O_RDWR | O_CREAT } else { O_RDWR };
+        let req = self.request(&named, flags, 0o777);
+        let done = if bind {
+            self.judge.bind_socket(&req, sock.as_fd())
+        } else {
+            self.judge.connect_socket(&req, sock.as_fd())
+        };
+        Answer::Reply(done.map(|()| 0))
+    }
+}
+
+/// The thread group of thread `tid` (`Tgid:` in `/proc/<tid>/status`).
+fn tgid_of(tid: i32) -> Option<i32> {
+    let fd = rustix::fs::openat2(
+        rustix::fs::CWD,
+        format!("/proc/{tid}/status"),
+        rustix::fs::OFlags::RDONLY | rustix::fs::OFlags::CLOEXEC,
+        rustix::fs::Mode::empty(),
+        ResolveFlags::NO_MAGICLINKS,
+    )
+    .ok()?;
+    let mut buf = [0u8; 512];
+    let n = rustix::io::read(&fd, &mut buf).ok()?;
+    let text = std::str::from_utf8(&buf[..n]).ok()?;
+    text.lines()
+        .find_map(|l| l.strip_prefix("Tgid:"))
+        .and_then(|v| v.trim().parse().ok())
+}
