@@ -8,8 +8,7 @@ use crate::vm_config::{AddFdConfig, InheritedFd, SandboxSetting};
 pub const ADD_FD_FD_REQUIRED: &str = "fd option is required and must be non-negative";
 pub const ADD_FD_STDIO: &str = "fd cannot be a standard I/O stream";
 pub const ADD_FD_SET_REQUIRED: &str = "set option is required and must be non-negative";
-/// Checked when the fd is claimed (`fds::inherited`).
-pub const ADD_FD_NOT_VALID: &str = "fd is not valid or already in use";
+pub use crate::fds::inherited::ADD_FD_NOT_VALID;
 
 /// `-name [guest=]NAME[,process=P][,debug-threads=on|off]`. `process` and
 /// `debug-threads` are accepted and ignored (thread and process names are

@@ -3,7 +3,7 @@
 //! machine stops and maps it to the status.
 #![forbid(unsafe_code)]
 
-use crate::machine::bus::{BusDevice, BusEffect};
+use crate::devices::bus_device::{BusDevice, BusEffect};
 
 #[derive(Debug, Default)]
 pub struct DebugExit;

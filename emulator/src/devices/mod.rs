@@ -1,9 +1,11 @@
 //! Devices of the machine. Each is a state machine behind the
-//! [`BusDevice`](crate::machine::bus::BusDevice) interface: it takes
+//! [`BusDevice`](bus_device::BusDevice) interface: it takes
 //! `(offset, bytes)` accesses, treats width and offset as hostile, and
-//! reports what the machine must do as a [`BusEffect`](crate::machine::bus::BusEffect)
-//! rather than acting on the machine itself.
+//! reports what the machine must do as a [`BusEffect`](bus_device::BusEffect)
+//! rather than acting on the machine itself. Devices depend on nothing in
+//! `machine`; the machine places them on its buses.
 
+pub mod bus_device;
 pub mod debug_exit;
 pub mod serial;
 pub mod virtio;

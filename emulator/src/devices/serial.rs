@@ -12,7 +12,7 @@ use vm_superio::serial::NoEvents;
 use vm_superio::Serial;
 
 use super::IrqLine;
-use crate::machine::bus::{BusDevice, BusEffect};
+use crate::devices::bus_device::{BusDevice, BusEffect};
 
 /// Where the UART's bytes go.
 pub trait SerialOutput: Write + Send {

@@ -21,10 +21,13 @@ use std::os::fd::{AsFd, OwnedFd};
 
 use rustix::fs::FileType;
 
-use crate::cli::process_opts::ADD_FD_NOT_VALID;
 use crate::vm_config::{ChardevBackend, InheritedFd, MachineConfig, SocketAddrConfig};
 use openhook_wire::activation::{self, ActivatedFd, Activation, ActivationEnv, ActivationError};
 use openhook_wire::inherited;
+
+/// QEMU's text for an `-add-fd` number that cannot be claimed; the
+/// command line uses it too, for numbers out of range.
+pub const ADD_FD_NOT_VALID: &str = "fd is not valid or already in use";
 
 /// Why an inherited fd could not be claimed; one start-up error line.
 #[derive(Debug, thiserror::Error)]

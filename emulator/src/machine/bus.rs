@@ -1,26 +1,9 @@
 //! Routing of port I/O and MMIO accesses to devices by address range.
 #![forbid(unsafe_code)]
 
-use std::sync::{Arc, Mutex, MutexGuard};
+use std::sync::MutexGuard;
 
-/// What a device asks of the machine after a write.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum BusEffect {
-    None,
-    /// isa-debug-exit was written with this value.
-    DebugExit(u64),
-}
-
-/// A device on a bus. Offsets are relative to the device's base; width and
-/// offset come from the guest and are hostile (style R5.5).
-pub trait BusDevice: Send {
-    fn read(&mut self, offset: u64, data: &mut [u8]);
-    fn write(&mut self, offset: u64, data: &[u8]) -> BusEffect;
-    /// Machine reset.
-    fn reset(&mut self) {}
-}
-
-pub type SharedDevice = Arc<Mutex<dyn BusDevice>>;
+pub use crate::devices::bus_device::{BusDevice, BusEffect, SharedDevice};
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, thiserror::Error)]
 pub enum BusError {
@@ -107,6 +90,7 @@ impl Bus {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use std::sync::{Arc, Mutex};
 
     struct Echo(u8);
     impl BusDevice for Echo {

@@ -254,8 +254,3 @@ pub fn accept_first(listener: &OwnedFd) -> io::Result<OwnedFd> {
         }
     }
 }
-
-/// `true` when `fd` is a socket (what `chardev-add` `fd` demands).
-pub fn is_socket(fd: BorrowedFd<'_>) -> bool {
-    rustix::net::sockopt::socket_type(fd).is_ok()
-}

@@ -7,7 +7,31 @@
 use serde_json::{Map, Number, Value};
 
 use super::lexer::TokenKind;
-use super::stream::JsonError;
+
+/// A message that is not JSON QMP can read. `Display` gives QEMU's desc.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum JsonError {
+    /// Bytes the lexer refused, quoted as QEMU does.
+    #[error("JSON parse error, stray '{0}'")]
+    Stray(String),
+    /// A grammar error with QEMU's fixed text.
+    #[error("JSON parse error, {0}")]
+    Syntax(&'static str),
+    #[error("JSON parse error, invalid keyword '{0}'")]
+    InvalidKeyword(String),
+    #[error("JSON parse error, {0} is not a valid Unicode character")]
+    InvalidUnicode(String),
+    /// A number whose value is not finite as a double (QEMU would pass
+    /// on `inf`, which is not JSON).
+    #[error("JSON parse error, number out of range")]
+    NumberOutOfRange,
+    #[error("JSON token size limit exceeded")]
+    TokenSizeLimit,
+    #[error("JSON token count limit exceeded")]
+    TokenCountLimit,
+    #[error("JSON nesting depth limit exceeded")]
+    NestingLimit,
+}
 
 /// One token of a message: its kind and its byte range in the message text.
 #[derive(Debug, Clone, Copy)]

@@ -14,30 +14,7 @@ use serde_json::Value;
 use super::lexer::{Lexeme, Lexer, TokenKind};
 use super::parse::{parse, Token};
 
-/// A message that is not JSON QMP can read. `Display` gives QEMU's desc.
-#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
-pub enum JsonError {
-    /// Bytes the lexer refused, quoted as QEMU does.
-    #[error("JSON parse error, stray '{0}'")]
-    Stray(String),
-    /// A grammar error with QEMU's fixed text.
-    #[error("JSON parse error, {0}")]
-    Syntax(&'static str),
-    #[error("JSON parse error, invalid keyword '{0}'")]
-    InvalidKeyword(String),
-    #[error("JSON parse error, {0} is not a valid Unicode character")]
-    InvalidUnicode(String),
-    /// A number whose value is not finite as a double (QEMU would pass
-    /// on `inf`, which is not JSON).
-    #[error("JSON parse error, number out of range")]
-    NumberOutOfRange,
-    #[error("JSON token size limit exceeded")]
-    TokenSizeLimit,
-    #[error("JSON token count limit exceeded")]
-    TokenCountLimit,
-    #[error("JSON nesting depth limit exceeded")]
-    NestingLimit,
-}
+pub use super::parse::JsonError;
 
 /// Bounds on one message. QEMU uses 64 MiB, 2 Mi tokens and depth 1024.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]

@@ -10,7 +10,7 @@ use vm_memory::GuestMemoryMmap;
 
 use self::mmio::{MmioEffect, MmioRegisters, QueueConfig};
 use super::IrqLine;
-use crate::machine::bus::{BusDevice, BusEffect};
+use crate::devices::bus_device::{BusDevice, BusEffect};
 
 /// A fault that leaves the device unable to go on: the transport sets
 /// DEVICE_NEEDS_RESET (virtio 1.x §2.1.2).

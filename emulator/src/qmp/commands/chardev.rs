@@ -321,7 +321,7 @@ pub fn open_backend(ctx: &Ctx<'_>, spec: &BackendSpec) -> Result<ChardevOutput, 
             let (server, wait) = s.validate()?;
             let name = s.fd_name.as_deref().unwrap_or("");
             let fd = super::getfd::take_named(ctx, name)?;
-            if !crate::qmp::server::is_socket(std::os::fd::AsFd::as_fd(&fd)) {
+            if !is_socket(std::os::fd::AsFd::as_fd(&fd)) {
                 drop(fd);
                 return Err(QmpError::generic(format!(
                     "File descriptor '{name}' is not a socket"
@@ -411,6 +411,11 @@ pub fn query_chardev(ctx: &mut Ctx<'_>, args: Args) -> Result<Value, QmpError> {
         })
         .collect();
     Ok(Value::Array(list))
+}
+
+/// `true` when `fd` is a socket (what `chardev-add` `fd` demands).
+fn is_socket(fd: std::os::fd::BorrowedFd<'_>) -> bool {
+    rustix::net::sockopt::socket_type(fd).is_ok()
 }
 
 #[cfg(test)]
