@@ -283,6 +283,38 @@ pub fn examine(root: BorrowedFd<'_>, rel: &[u8]) -> crate::learn::Found {
     }
 }
 
+/// Whether a `/proc/<tid>/cwd` or `/proc/<tid>/fd/<n>` link leads to a
+/// directory (transparent mode: a dirfd must be one). Only `fstat` of an
+/// `O_PATH` fd: the confined broker may not stat by path.
+pub fn proc_link_is_dir(link: &str) -> Result<bool, Errno> {
+    let fd = rustix::fs::openat2(
+        rustix::fs::CWD,
+        link,
+        OFlags::PATH | OFlags::CLOEXEC,
+        Mode::empty(),
+        ResolveFlags::empty(),
+    )?;
+    Ok(rustix::fs::fstat(&fd)?.st_mode & 0o170_000 == 0o040_000)
+}
+
+/// The thread group of thread `tid` (`Tgid:` in `/proc/<tid>/status`).
+pub fn tgid_of(tid: i32) -> Option<i32> {
+    let fd = rustix::fs::openat2(
+        rustix::fs::CWD,
+        format!("/proc/{tid}/status"),
+        OFlags::RDONLY | OFlags::CLOEXEC,
+        Mode::empty(),
+        ResolveFlags::NO_MAGICLINKS,
+    )
+    .ok()?;
+    let mut buf = [0u8; 512];
+    let n = rustix::io::read(&fd, &mut buf).ok()?;
+    let text = std::str::from_utf8(&buf[..n]).ok()?;
+    text.lines()
+        .find_map(|l| l.strip_prefix("Tgid:"))
+        .and_then(|v| v.trim().parse().ok())
+}
+
 /// Checks that `openat2` with `RESOLVE_BENEATH` works, from `root`.
 pub fn probe_openat2(root: BorrowedFd<'_>) -> io::Result<()> {
     rustix::fs::openat2(

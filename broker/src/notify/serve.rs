@@ -185,11 +185,8 @@ impl Handler<'_> {
             e => e.into(),
         })?;
         let base = path::usable_base(target.as_bytes())?.to_vec();
-        if matches!(dir, Dir::Fd(_)) {
-            let st = rustix::fs::stat(&link)?;
-            if st.st_mode & 0o170_000 != 0o040_000 {
-                return Err(Errno::ENOTDIR);
-            }
+        if matches!(dir, Dir::Fd(_)) && !crate::resolve::proc_link_is_dir(&link)? {
+            return Err(Errno::ENOTDIR);
         }
         Ok(base)
     }
@@ -220,7 +217,7 @@ impl Handler<'_> {
     fn target_for(&self, path: &[u8]) -> Target {
         let tid = self.tid();
         let tgid = if path.starts_with(b"/proc/") {
-            tgid_of(tid).unwrap_or(tid)
+            crate::resolve::tgid_of(tid).unwrap_or(tid)
         } else {
             tid
         };
@@ -487,22 +484,4 @@ impl Handler<'_> {
         };
         Answer::Reply(done.map(|()| 0))
     }
-}
-
-/// The thread group of thread `tid` (`Tgid:` in `/proc/<tid>/status`).
-fn tgid_of(tid: i32) -> Option<i32> {
-    let fd = rustix::fs::openat2(
-        rustix::fs::CWD,
-        format!("/proc/{tid}/status"),
-        rustix::fs::OFlags::RDONLY | rustix::fs::OFlags::CLOEXEC,
-        rustix::fs::Mode::empty(),
-        ResolveFlags::NO_MAGICLINKS,
-    )
-    .ok()?;
-    let mut buf = [0u8; 512];
-    let n = rustix::io::read(&fd, &mut buf).ok()?;
-    let text = std::str::from_utf8(&buf[..n]).ok()?;
-    text.lines()
-        .find_map(|l| l.strip_prefix("Tgid:"))
-        .and_then(|v| v.trim().parse().ok())
 }
