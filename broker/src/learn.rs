@@ -241,6 +241,11 @@ pub fn policy_text(
         let _ = writeln!(out, "access = \"{access}\"");
         let mut types = BTreeSet::new();
         types.insert(f.ftype.map_or("file", FileType::as_str));
+        if u.create {
+            // The parser requires it: O_CREAT makes regular files (a bound
+            // socket is created too, and needs "socket" beside it).
+            types.insert("file");
+        }
         let _ = writeln!(out, "types = {}", types_list(&types));
         if u.create {
             let _ = writeln!(out, "create = true\nmode = 0o644");
