@@ -262,8 +262,32 @@ fn raw_policy(text: &str, per_batch: usize) -> Result<RawPolicy, toml::de::Error
     all.map_or_else(|| toml::from_str(text), Ok)
 }
 
+/// The semantic pass, section by section, in file order: the first error
+/// found is the one reported.
 fn validate(raw: RawPolicy, loc: &Locator<'_>) -> Result<Policy, PolicyError> {
-    let Some(version) = raw.version else {
+    check_version(raw.version.as_ref(), loc)?;
+    let deny_errno = deny_errno(raw.deny_errno.as_ref(), loc)?;
+    let rules = RuleSet::build(&raw.allow, &raw.deny, loc)?;
+    rules.check_follow_symlinks_against_denies(loc)?;
+    let mut fds = DeclaredFds::default();
+    let listen = listens(&raw.listen, &mut fds, loc)?;
+    let preopen = preopens(&raw.preopen, &mut fds, loc)?;
+    let sandbox = sandbox(raw.sandbox, loc)?;
+    Ok(Policy {
+        source: loc.file.to_string(),
+        deny_errno,
+        rules: rules.rules,
+        roots: rules.roots,
+        listen,
+        preopen,
+        sandbox,
+        index: rules.index,
+    })
+}
+
+/// `version = 1`, required.
+fn check_version(version: Option<&Spanned<i64>>, loc: &Locator<'_>) -> Result<(), PolicyError> {
+    let Some(version) = version else {
         return Err(loc.at(0, "missing `version = 1`"));
     };
     if *version.get_ref() != 1 {
@@ -275,44 +299,86 @@ fn validate(raw: RawPolicy, loc: &Locator<'_>) -> Result<Policy, PolicyError> {
             ),
         ));
     }
-    let deny_errno = match &raw.deny_errno {
-        None => Errno::EACCES,
-        Some(v) => errno_value(v.get_ref()).map_err(|m| loc.span(v.span(), m))?,
-    };
+    Ok(())
+}
 
-    // Rules in file order: allow and deny arrays interleaved by position.
-    enum Raw<'r> {
-        Allow(&'r RawAllow),
-        Deny(&'r RawDeny),
+/// `deny_errno`, `EACCES` by default.
+fn deny_errno(v: Option<&Spanned<toml::Value>>, loc: &Locator<'_>) -> Result<Errno, PolicyError> {
+    match v {
+        None => Ok(Errno::EACCES),
+        Some(v) => errno_value(v.get_ref()).map_err(|m| loc.span(v.span(), m)),
     }
-    let mut raw_rules: Vec<(usize, usize, Raw<'_>)> = Vec::new();
-    for (i, a) in raw.allow.iter().enumerate() {
-        raw_rules.push((a.get_ref().path.span().start, i, Raw::Allow(a.get_ref())));
-    }
-    for (i, d) in raw.deny.iter().enumerate() {
-        raw_rules.push((d.get_ref().path.span().start, i, Raw::Deny(d.get_ref())));
-    }
-    raw_rules.sort_by_key(|r| r.0);
+}
 
-    let mut rules = Vec::with_capacity(raw_rules.len());
-    let mut roots: Vec<String> = Vec::new();
-    let mut root_ids: HashMap<String, RootId> = HashMap::new();
-    let mut index = RuleIndex::default();
-    let mut first_line: HashMap<(bool, String, bool), usize> = HashMap::new();
-    // Deny rules to check against follow_symlinks roots: (path, offset).
-    let mut deny_paths: Vec<(String, usize)> = Vec::new();
-    let mut follow_roots: HashMap<String, usize> = HashMap::new();
+/// One `[[allow]]` or `[[deny]]` entry, as read.
+enum RawRule<'r> {
+    Allow(&'r RawAllow),
+    Deny(&'r RawDeny),
+}
 
-    for (offset, ordinal, r) in raw_rules {
+/// The validated rules, their roots and lookup index, and what the
+/// follow_symlinks check needs.
+#[derive(Default)]
+struct RuleSet {
+    rules: Vec<Rule>,
+    roots: Vec<String>,
+    root_ids: HashMap<String, RootId>,
+    index: RuleIndex,
+    /// (is allow, path, subtree) → line of its first rule.
+    first_line: HashMap<(bool, String, bool), usize>,
+    /// Deny rules to check against follow_symlinks roots: (path, offset).
+    deny_paths: Vec<(String, usize)>,
+    /// Roots resolved with follow_symlinks → line of the first such rule.
+    follow_roots: HashMap<String, usize>,
+}
+
+impl RuleSet {
+    /// Validates the rules in file order (allow and deny arrays
+    /// interleaved by position).
+    fn build(
+        allow: &[Spanned<RawAllow>],
+        deny: &[Spanned<RawDeny>],
+        loc: &Locator<'_>,
+    ) -> Result<RuleSet, PolicyError> {
+        let mut raw_rules: Vec<(usize, usize, RawRule<'_>)> = Vec::new();
+        for (i, a) in allow.iter().enumerate() {
+            raw_rules.push((
+                a.get_ref().path.span().start,
+                i,
+                RawRule::Allow(a.get_ref()),
+            ));
+        }
+        for (i, d) in deny.iter().enumerate() {
+            raw_rules.push((d.get_ref().path.span().start, i, RawRule::Deny(d.get_ref())));
+        }
+        raw_rules.sort_by_key(|r| r.0);
+        let mut set = RuleSet {
+            rules: Vec::with_capacity(raw_rules.len()),
+            ..RuleSet::default()
+        };
+        for (offset, ordinal, r) in raw_rules {
+            set.add(offset, ordinal, &r, loc)?;
+        }
+        Ok(set)
+    }
+
+    /// Checks and adds one rule.
+    fn add(
+        &mut self,
+        offset: usize,
+        ordinal: usize,
+        r: &RawRule<'_>,
+        loc: &Locator<'_>,
+    ) -> Result<(), PolicyError> {
         let line = loc.line(offset);
-        let (path_spanned, kind) = match &r {
-            Raw::Allow(a) => (&a.path, RuleKind::Allow),
-            Raw::Deny(d) => (&d.path, RuleKind::Deny),
+        let (path_spanned, kind) = match r {
+            RawRule::Allow(a) => (&a.path, RuleKind::Allow),
+            RawRule::Deny(d) => (&d.path, RuleKind::Deny),
         };
         let (path, subtree) =
             rule_path(path_spanned.get_ref()).map_err(|m| loc.span(path_spanned.span(), m))?;
         let key = (kind == RuleKind::Allow, path.clone(), subtree);
-        if let Some(first) = first_line.get(&key) {
+        if let Some(first) = self.first_line.get(&key) {
             return Err(loc.span(
                 path_spanned.span(),
                 format!(
@@ -321,13 +387,12 @@ fn validate(raw: RawPolicy, loc: &Locator<'_>) -> Result<Policy, PolicyError> {
                 ),
             ));
         }
-        first_line.insert(key, line);
-        let id = super::model::RuleId(rules.len());
-
+        self.first_line.insert(key, line);
+        let id = super::model::RuleId(self.rules.len());
         let rule = match r {
-            Raw::Deny(_) => {
-                deny_paths.push((path.clone(), offset));
-                let node = index.node_mut(&path);
+            RawRule::Deny(_) => {
+                self.deny_paths.push((path.clone(), offset));
+                let node = self.index.node_mut(&path);
                 if subtree {
                     node.tree_deny = Some(id);
                 } else {
@@ -347,61 +412,18 @@ fn validate(raw: RawPolicy, loc: &Locator<'_>) -> Result<Policy, PolicyError> {
                     ordinal,
                 }
             }
-            Raw::Allow(a) => {
-                let access = a.access.unwrap_or(Access::Read);
-                let types = match &a.types {
-                    None => FileTypes::FILE_ONLY,
-                    Some(t) => {
-                        if t.get_ref().is_empty() {
-                            return Err(loc.span(t.span(), "types must not be empty"));
-                        }
-                        t.get_ref().iter().copied().collect()
-                    }
-                };
-                let create = a.create.as_ref().is_some_and(|c| *c.get_ref());
-                if create {
-                    let span = a.create.as_ref().map_or(offset..offset, Spanned::span);
-                    if !access.can_write() {
-                        return Err(loc.span(span, "create = true needs access \"w\" or \"rw\""));
-                    }
-                    if !types.contains(FileType::File) {
-                        return Err(loc.span(
-                            span,
-                            "create = true needs \"file\" in types (O_CREAT makes regular files)",
-                        ));
-                    }
-                }
-                let mode = match &a.mode {
-                    None => DEFAULT_CREATE_MODE,
-                    Some(m) => {
-                        if !create {
-                            return Err(loc.span(m.span(), "mode needs create = true"));
-                        }
-                        match u32::try_from(*m.get_ref()) {
-                            Ok(v @ 0..=0o777) => v,
-                            _ => {
-                                return Err(loc.span(
-                                    m.span(),
-                                    format!("mode {:#o} is out of range 0..=0o777", m.get_ref()),
-                                ))
-                            }
-                        }
-                    }
-                };
-                let follow_symlinks = a.follow_symlinks.unwrap_or(false);
+            RawRule::Allow(a) => {
+                let checked = AllowFields::check(a, offset, loc)?;
                 let root_path = if subtree {
                     path.clone()
                 } else {
                     parent(&path).to_string()
                 };
-                if follow_symlinks {
-                    follow_roots.entry(root_path.clone()).or_insert(line);
+                if checked.follow_symlinks {
+                    self.follow_roots.entry(root_path.clone()).or_insert(line);
                 }
-                let root = *root_ids.entry(root_path.clone()).or_insert_with(|| {
-                    roots.push(root_path);
-                    RootId(roots.len() - 1)
-                });
-                let node = index.node_mut(&path);
+                let root = self.root(root_path);
+                let node = self.index.node_mut(&path);
                 if subtree {
                     node.tree_allow = Some(id);
                 } else {
@@ -411,27 +433,40 @@ fn validate(raw: RawPolicy, loc: &Locator<'_>) -> Result<Policy, PolicyError> {
                     kind,
                     path,
                     subtree,
-                    access,
-                    create,
-                    mode: if create { mode } else { 0 },
-                    types,
-                    follow_symlinks,
+                    access: checked.access,
+                    create: checked.create,
+                    mode: if checked.create { checked.mode } else { 0 },
+                    types: checked.types,
+                    follow_symlinks: checked.follow_symlinks,
                     root: Some(root),
                     line,
                     ordinal,
                 }
             }
         };
-        rules.push(rule);
+        self.rules.push(rule);
+        Ok(())
     }
 
-    // A symlink inside a followed root could point into a deny rule's
-    // path, so the pairing is refused rather than silently weakened.
-    if !follow_roots.is_empty() {
-        for (deny, offset) in &deny_paths {
+    /// The id of the root at `root_path`, added on first use.
+    fn root(&mut self, root_path: String) -> RootId {
+        let roots = &mut self.roots;
+        *self.root_ids.entry(root_path.clone()).or_insert_with(|| {
+            roots.push(root_path);
+            RootId(roots.len() - 1)
+        })
+    }
+
+    /// A symlink inside a followed root could point into a deny rule's
+    /// path, so the pairing is refused rather than silently weakened.
+    fn check_follow_symlinks_against_denies(&self, loc: &Locator<'_>) -> Result<(), PolicyError> {
+        if self.follow_roots.is_empty() {
+            return Ok(());
+        }
+        for (deny, offset) in &self.deny_paths {
             let mut p = deny.as_str();
             loop {
-                if let Some(line) = follow_roots.get(p) {
+                if let Some(line) = self.follow_roots.get(p) {
                     return Err(loc.at(
                         *offset,
                         format!(
@@ -445,10 +480,83 @@ fn validate(raw: RawPolicy, loc: &Locator<'_>) -> Result<Policy, PolicyError> {
                 p = parent(p);
             }
         }
+        Ok(())
     }
+}
 
-    let mut fds: HashMap<i64, usize> = HashMap::new();
-    let mut check_fd = |fd: &Spanned<i64>, line: usize| -> Result<i32, PolicyError> {
+/// An `[[allow]]` entry's own fields, checked.
+struct AllowFields {
+    access: Access,
+    types: FileTypes,
+    create: bool,
+    mode: u32,
+    follow_symlinks: bool,
+}
+
+impl AllowFields {
+    fn check(a: &RawAllow, offset: usize, loc: &Locator<'_>) -> Result<Self, PolicyError> {
+        let access = a.access.unwrap_or(Access::Read);
+        let types = match &a.types {
+            None => FileTypes::FILE_ONLY,
+            Some(t) => {
+                if t.get_ref().is_empty() {
+                    return Err(loc.span(t.span(), "types must not be empty"));
+                }
+                t.get_ref().iter().copied().collect()
+            }
+        };
+        let create = a.create.as_ref().is_some_and(|c| *c.get_ref());
+        if create {
+            let span = a.create.as_ref().map_or(offset..offset, Spanned::span);
+            if !access.can_write() {
+                return Err(loc.span(span, "create = true needs access \"w\" or \"rw\""));
+            }
+            if !types.contains(FileType::File) {
+                return Err(loc.span(
+                    span,
+                    "create = true needs \"file\" in types (O_CREAT makes regular files)",
+                ));
+            }
+        }
+        let mode = match &a.mode {
+            None => DEFAULT_CREATE_MODE,
+            Some(m) => {
+                if !create {
+                    return Err(loc.span(m.span(), "mode needs create = true"));
+                }
+                match u32::try_from(*m.get_ref()) {
+                    Ok(v @ 0..=0o777) => v,
+                    _ => {
+                        return Err(loc.span(
+                            m.span(),
+                            format!("mode {:#o} is out of range 0..=0o777", m.get_ref()),
+                        ))
+                    }
+                }
+            }
+        };
+        Ok(AllowFields {
+            access,
+            types,
+            create,
+            mode,
+            follow_symlinks: a.follow_symlinks.unwrap_or(false),
+        })
+    }
+}
+
+/// The fd numbers `[[listen]]` and `[[preopen]]` declare: each in range
+/// and used once.
+#[derive(Default)]
+struct DeclaredFds(HashMap<i64, usize>);
+
+impl DeclaredFds {
+    fn check(
+        &mut self,
+        fd: &Spanned<i64>,
+        line: usize,
+        loc: &Locator<'_>,
+    ) -> Result<i32, PolicyError> {
         let n = *fd.get_ref();
         let v = i32::try_from(n)
             .ok()
@@ -459,17 +567,24 @@ fn validate(raw: RawPolicy, loc: &Locator<'_>) -> Result<Policy, PolicyError> {
                     format!("fd {n} is out of range {MIN_DECLARED_FD}..={MAX_DECLARED_FD}"),
                 )
             })?;
-        if let Some(first) = fds.insert(n, line) {
+        if let Some(first) = self.0.insert(n, line) {
             return Err(loc.span(
                 fd.span(),
                 format!("fd {n} is already declared at line {first}"),
             ));
         }
         Ok(v)
-    };
+    }
+}
 
+/// `[[listen]]` entries.
+fn listens(
+    raw: &[Spanned<RawListen>],
+    fds: &mut DeclaredFds,
+    loc: &Locator<'_>,
+) -> Result<Vec<Listen>, PolicyError> {
     let mut listen = Vec::new();
-    for l in &raw.listen {
+    for l in raw {
         let l = l.get_ref();
         let line = loc.line(l.path.span().start);
         file_path(l.path.get_ref()).map_err(|m| loc.span(l.path.span(), m))?;
@@ -479,19 +594,28 @@ fn validate(raw: RawPolicy, loc: &Locator<'_>) -> Result<Policy, PolicyError> {
                 format!("socket path is longer than {MAX_SOCKET_PATH} bytes"),
             ));
         }
-        let fd = check_fd(&l.fd, line)?;
+        let fd = fds.check(&l.fd, line, loc)?;
         listen.push(Listen {
             path: l.path.get_ref().clone(),
             fd,
             line,
         });
     }
+    Ok(listen)
+}
+
+/// `[[preopen]]` entries.
+fn preopens(
+    raw: &[Spanned<RawPreopen>],
+    fds: &mut DeclaredFds,
+    loc: &Locator<'_>,
+) -> Result<Vec<Preopen>, PolicyError> {
     let mut preopen = Vec::new();
-    for p in &raw.preopen {
+    for p in raw {
         let p = p.get_ref();
         let line = loc.line(p.path.span().start);
         file_path(p.path.get_ref()).map_err(|m| loc.span(p.path.span(), m))?;
-        let fd = check_fd(&p.fd, line)?;
+        let fd = fds.check(&p.fd, line, loc)?;
         preopen.push(Preopen {
             path: p.path.get_ref().clone(),
             access: p.access.unwrap_or(Access::Read),
@@ -499,36 +623,27 @@ fn validate(raw: RawPolicy, loc: &Locator<'_>) -> Result<Policy, PolicyError> {
             line,
         });
     }
+    Ok(preopen)
+}
 
-    let sandbox = match raw.sandbox {
-        None => SandboxPolicy::default(),
-        Some(s) => {
-            if let Some(u) = &s.user {
-                if u.get_ref().is_empty() || u.get_ref().contains(['\0', ':', '/']) {
-                    return Err(loc.span(u.span(), "user must be a user name or number"));
-                }
-            }
-            let namespaces = s.namespaces.map(|ns| {
-                let mut seen = HashSet::new();
-                ns.into_iter().filter(|n| seen.insert(*n)).collect()
-            });
-            SandboxPolicy {
-                mode: s.mode.unwrap_or_default(),
-                user: s.user.map(Spanned::into_inner),
-                namespaces,
-            }
-        }
+/// The `[sandbox]` table.
+fn sandbox(raw: Option<RawSandbox>, loc: &Locator<'_>) -> Result<SandboxPolicy, PolicyError> {
+    let Some(s) = raw else {
+        return Ok(SandboxPolicy::default());
     };
-
-    Ok(Policy {
-        source: loc.file.to_string(),
-        deny_errno,
-        rules,
-        roots,
-        listen,
-        preopen,
-        sandbox,
-        index,
+    if let Some(u) = &s.user {
+        if u.get_ref().is_empty() || u.get_ref().contains(['\0', ':', '/']) {
+            return Err(loc.span(u.span(), "user must be a user name or number"));
+        }
+    }
+    let namespaces = s.namespaces.map(|ns| {
+        let mut seen = HashSet::new();
+        ns.into_iter().filter(|n| seen.insert(*n)).collect()
+    });
+    Ok(SandboxPolicy {
+        mode: s.mode.unwrap_or_default(),
+        user: s.user.map(Spanned::into_inner),
+        namespaces,
     })
 }
 
