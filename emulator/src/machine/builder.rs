@@ -14,7 +14,7 @@ use vm_memory::{Bytes, GuestAddress, GuestMemoryMmap};
 use vmm_sys_util::eventfd::{EventFd, EFD_NONBLOCK};
 
 use super::bus::SharedDevice;
-use super::control::Shared;
+use super::control::{ResetHook, Shared};
 use super::io_thread::IoQueue;
 use super::kvm::{kvm_from_fd, KvmVm};
 use super::layout::{self, MemoryLayout};
@@ -72,10 +72,94 @@ fn queue_notify_event(vm: &KvmVm, slot: usize) -> Result<Option<EventFd>, BuildE
     }
 }
 
+/// The firmware image, its mapping and where it sits: a reset rewrites it
+/// (without read-only slots the guest could have changed it).
+type RomImage = (GuestMemoryMmap, GuestAddress, Vec<u8>);
+
+/// The devices on the two buses and what the machine keeps of them.
+struct Devices {
+    buses: Buses,
+    serial_port: Arc<Mutex<SerialDevice>>,
+    io_queues: Vec<IoQueue>,
+}
+
 pub(super) fn build(
     config: &MachineConfig,
     mut files: MachineFiles,
 ) -> Result<Machine, BuildError> {
+    check(config, &files)?;
+    let kvm = kvm_from_fd(files.kvm)?;
+    let firmware = files.firmware.as_mut().map(read_firmware).transpose()?;
+    let fw_size = firmware.as_ref().map(|f| f.len() as u64);
+    let mem_layout = MemoryLayout::new(config.memory_mib, fw_size)?;
+    let ram = guest_ram(&mem_layout)?;
+
+    // Memory.
+    let vm_fd = kvm
+        .create_vm()
+        .map_err(|e| BuildError::Kvm("KVM_CREATE_VM", e))?;
+    // Intel VMX needs these for real mode; other hosts (PVM) may refuse.
+    let _ = vm_fd.set_identity_map_address(IDENTITY_MAP_ADDR);
+    let _ = vm_fd.set_tss_address(TSS_ADDR);
+    let readonly_rom = kvm.check_extension(Cap::ReadonlyMem);
+    let mut vm = KvmVm::new(vm_fd, ram.clone());
+    vm.map_ram()?;
+    // ROM.
+    let rom_image = match &firmware {
+        Some(bytes) => map_firmware(&mut vm, bytes, &mem_layout, readonly_rom)?,
+        None => None,
+    };
+    // Interrupt controllers.
+    let irqchip = create_irqchip(&vm, config);
+    let vm = Arc::new(vm);
+    // Devices.
+    let devices = attach_devices(&vm, config, files.serial, files.drives, irqchip, &ram)?;
+    let buses = Arc::new(devices.buses);
+    // vCPUs.
+    let mut vcpus = create_vcpus(&kvm, &vm, config, irqchip)?;
+    if let (Some(k), Some(kfile)) = (&config.kernel, files.kernel.as_mut()) {
+        super::boot::load_linux(
+            &vm,
+            &mut vcpus[0],
+            kfile,
+            files.initrd.as_mut(),
+            &k.cmdline,
+            &mem_layout,
+            &config.drives,
+        )?;
+    }
+
+    let reset_hook = reset_hook(&vm, irqchip, &buses, rom_image);
+    let io_queues = devices.io_queues;
+    let ioeventfd_queues = io_queues.len();
+    let shared = Shared::new(
+        vcpus.len() + io_queues.len(),
+        config.start_paused,
+        ram,
+        reset_hook,
+        vmm_sys_util::signal::SIGRTMIN(),
+    );
+
+    Ok(Machine {
+        vcpus,
+        io_queues,
+        thread_init: None,
+        buses,
+        shared,
+        no_reboot: config.no_reboot || config.kernel.is_some(),
+        serial_input: SerialInput(devices.serial_port),
+        info: MachineInfo {
+            irqchip,
+            readonly_rom,
+            ioeventfd_queues,
+            layout: mem_layout,
+        },
+        _vm: vm,
+    })
+}
+
+/// The configuration and the files handed over must agree.
+fn check(config: &MachineConfig, files: &MachineFiles) -> Result<(), BuildError> {
     if config.firmware.is_some() != files.firmware.is_some() {
         return Err(BuildError::FilesMismatch("firmware"));
     }
@@ -94,12 +178,11 @@ pub(super) fn build(
     if config.vcpus == 0 {
         return Err(BuildError::NoVcpus);
     }
+    Ok(())
+}
 
-    let kvm = kvm_from_fd(files.kvm)?;
-    let firmware = files.firmware.as_mut().map(read_firmware).transpose()?;
-    let fw_size = firmware.as_ref().map(|f| f.len() as u64);
-    let mem_layout = MemoryLayout::new(config.memory_mib, fw_size)?;
-
+/// Guest RAM, mapped in this process (not yet registered with KVM).
+fn guest_ram(mem_layout: &MemoryLayout) -> Result<GuestMemoryMmap, BuildError> {
     let ram_ranges: Vec<(GuestAddress, usize)> = mem_layout
         .ram
         .iter()
@@ -110,33 +193,34 @@ pub(super) fn build(
             ))
         })
         .collect::<Result<_, BuildError>>()?;
-    let ram =
-        GuestMemoryMmap::from_ranges(&ram_ranges).map_err(|e| BuildError::Memory(e.to_string()))?;
+    GuestMemoryMmap::from_ranges(&ram_ranges).map_err(|e| BuildError::Memory(e.to_string()))
+}
 
-    let vm_fd = kvm
-        .create_vm()
-        .map_err(|e| BuildError::Kvm("KVM_CREATE_VM", e))?;
-    // Intel VMX needs these for real mode; other hosts (PVM) may refuse.
-    let _ = vm_fd.set_identity_map_address(IDENTITY_MAP_ADDR);
-    let _ = vm_fd.set_tss_address(TSS_ADDR);
-    let readonly_rom = kvm.check_extension(Cap::ReadonlyMem);
-    let mut vm = KvmVm::new(vm_fd, ram.clone());
-    vm.map_ram()?;
+/// Maps the firmware image so that it ends at 4 GiB, with its mirror
+/// below 1 MiB.
+fn map_firmware(
+    vm: &mut KvmVm,
+    bytes: &[u8],
+    mem_layout: &MemoryLayout,
+    readonly_rom: bool,
+) -> Result<Option<RomImage>, BuildError> {
+    let (Some(fw), Some(mirror)) = (mem_layout.firmware, mem_layout.firmware_mirror) else {
+        return Ok(None);
+    };
+    let len = usize::try_from(fw.len).map_err(|_| BuildError::Memory("firmware".into()))?;
+    let rom = GuestMemoryMmap::from_ranges(&[(GuestAddress(fw.start), len)])
+        .map_err(|e| BuildError::Memory(e.to_string()))?;
+    // The image sits at the end of the page-rounded window.
+    let at = GuestAddress(layout::FOUR_GIB - bytes.len() as u64);
+    rom.write_slice(bytes, at)
+        .map_err(|e| BuildError::Memory(e.to_string()))?;
+    vm.map_rom(rom.clone(), mirror.start, mirror.len, readonly_rom)?;
+    Ok(Some((rom, at, bytes.to_vec())))
+}
 
-    let mut rom_image = None;
-    if let (Some(bytes), Some(fw), Some(mirror)) =
-        (&firmware, mem_layout.firmware, mem_layout.firmware_mirror)
-    {
-        let len = usize::try_from(fw.len).map_err(|_| BuildError::Memory("firmware".into()))?;
-        let rom = GuestMemoryMmap::from_ranges(&[(GuestAddress(fw.start), len)])
-            .map_err(|e| BuildError::Memory(e.to_string()))?;
-        // The image sits at the end of the page-rounded window.
-        let at = GuestAddress(layout::FOUR_GIB - bytes.len() as u64);
-        rom.write_slice(bytes, at)
-            .map_err(|e| BuildError::Memory(e.to_string()))?;
-        vm.map_rom(rom.clone(), mirror.start, mirror.len, readonly_rom)?;
-        rom_image = Some((rom, at, bytes.clone()));
-    }
+/// The in-kernel irqchip (and PIT), after every memory slot; whether
+/// the host gave one.
+fn create_irqchip(vm: &KvmVm, config: &MachineConfig) -> bool {
     // The irqchip only after every memory slot: creating it registers
     // the PIC/IOAPIC on KVM's I/O bus, which leaves an SRCU grace period
     // in flight, and the next memory-slot change waits it out (4-8 ms
@@ -160,17 +244,27 @@ pub(super) fn build(
         };
         let _ = vm.fd().create_pit2(pit);
     }
-    let vm = Arc::new(vm);
+    irqchip
+}
 
-    // Devices.
+/// The UART, isa-debug-exit and the 24 virtio-mmio transports (drives
+/// from the highest slot down, the rest empty).
+fn attach_devices(
+    vm: &Arc<KvmVm>,
+    config: &MachineConfig,
+    serial: Box<dyn crate::devices::serial::SerialOutput>,
+    drives: Vec<std::fs::File>,
+    irqchip: bool,
+    ram: &GuestMemoryMmap,
+) -> Result<Devices, BuildError> {
     let mut buses = Buses::default();
-    let serial_irq = irq_line(&vm, irqchip, layout::SERIAL_IRQ)?;
-    let serial_port = Arc::new(Mutex::new(SerialDevice::new(files.serial, serial_irq)));
-    let serial: SharedDevice = serial_port.clone();
+    let serial_irq = irq_line(vm, irqchip, layout::SERIAL_IRQ)?;
+    let serial_port = Arc::new(Mutex::new(SerialDevice::new(serial, serial_irq)));
+    let serial_dev: SharedDevice = serial_port.clone();
     buses.pio.insert(
         u64::from(layout::SERIAL_PORT),
         u64::from(layout::SERIAL_PORT_LEN),
-        serial,
+        serial_dev,
     )?;
     if let Some(d) = config.debug_exit {
         buses.pio.insert(
@@ -181,7 +275,7 @@ pub(super) fn build(
     }
     let mut slots: Vec<Option<SharedDevice>> = vec![None; layout::VIRTIO_MMIO_SLOTS];
     let mut io_queues = Vec::new();
-    for (n, (drive, file)) in config.drives.iter().zip(files.drives).enumerate() {
+    for (n, (drive, file)) in config.drives.iter().zip(drives).enumerate() {
         let slot = layout::slot_for_device(n).ok_or(BuildError::TooManyDevices(n + 1))?;
         let blk = BlockDevice::new(file, drive.readonly, drive.cache, [0; 20]).map_err(|e| {
             BuildError::Disk {
@@ -189,14 +283,14 @@ pub(super) fn build(
                 source: e,
             }
         })?;
-        let irq = irq_line(&vm, irqchip, layout::virtio_irq(slot))?;
+        let irq = irq_line(vm, irqchip, layout::virtio_irq(slot))?;
         let device: SharedDevice = Arc::new(Mutex::new(VirtioMmioDevice::new(
             Box::new(blk),
             ram.clone(),
             irq,
         )));
         if config.ioeventfd {
-            if let Some(event) = queue_notify_event(&vm, slot)? {
+            if let Some(event) = queue_notify_event(vm, slot)? {
                 io_queues.push(IoQueue {
                     event,
                     device: device.clone(),
@@ -213,9 +307,20 @@ pub(super) fn build(
             dev,
         )?;
     }
-    let buses = Arc::new(buses);
+    Ok(Devices {
+        buses,
+        serial_port,
+        io_queues,
+    })
+}
 
-    // vCPUs.
+/// Every vCPU in its reset state, with the host's supported CPUID.
+fn create_vcpus(
+    kvm: &kvm_ioctls::Kvm,
+    vm: &Arc<KvmVm>,
+    config: &MachineConfig,
+    irqchip: bool,
+) -> Result<Vec<Vcpu>, BuildError> {
     if config.vcpus > 1 && !irqchip {
         return Err(BuildError::SmpNeedsIrqchip);
     }
@@ -224,24 +329,21 @@ pub(super) fn build(
         .map_err(|e| BuildError::Kvm("KVM_GET_SUPPORTED_CPUID", e))?;
     let mut vcpus = Vec::new();
     for id in 0..config.vcpus {
-        vcpus.push(Vcpu::new(&vm, id, &cpuid, irqchip)?);
+        vcpus.push(Vcpu::new(vm, id, &cpuid, irqchip)?);
     }
+    Ok(vcpus)
+}
 
-    if let (Some(k), Some(kfile)) = (&config.kernel, files.kernel.as_mut()) {
-        super::boot::load_linux(
-            &vm,
-            &mut vcpus[0],
-            kfile,
-            files.initrd.as_mut(),
-            &k.cmdline,
-            &mem_layout,
-            &config.drives,
-        )?;
-    }
-
-    // What a machine reset does besides reloading vCPU state.
+/// What a machine reset does besides reloading vCPU state: devices and
+/// interrupt controllers back to their power-on state, the ROM rewritten.
+fn reset_hook(
+    vm: &Arc<KvmVm>,
+    irqchip: bool,
+    buses: &Arc<Buses>,
+    rom_image: Option<RomImage>,
+) -> ResetHook {
     let initial_chips = if irqchip {
-        capture_irqchips(&vm)
+        capture_irqchips(vm)
     } else {
         Vec::new()
     };
@@ -252,7 +354,7 @@ pub(super) fn build(
     };
     let reset_vm = vm.clone();
     let reset_buses = buses.clone();
-    let reset_hook = Box::new(move || {
+    Box::new(move || {
         reset_buses.pio.reset();
         reset_buses.mmio.reset();
         for chip in &initial_chips {
@@ -265,31 +367,6 @@ pub(super) fn build(
         if let Some((rom, at, bytes)) = &rom_image {
             let _ = rom.write_slice(bytes, *at);
         }
-    });
-    let ioeventfd_queues = io_queues.len();
-    let shared = Shared::new(
-        vcpus.len() + io_queues.len(),
-        config.start_paused,
-        ram,
-        reset_hook,
-        vmm_sys_util::signal::SIGRTMIN(),
-    );
-
-    Ok(Machine {
-        vcpus,
-        io_queues,
-        thread_init: None,
-        buses,
-        shared,
-        no_reboot: config.no_reboot || config.kernel.is_some(),
-        serial_input: SerialInput(serial_port),
-        info: MachineInfo {
-            irqchip,
-            readonly_rom,
-            ioeventfd_queues,
-            layout: mem_layout,
-        },
-        _vm: vm,
     })
 }
 
