@@ -21,6 +21,10 @@
 mod qmp_cli;
 
 #[allow(dead_code)]
+#[path = "../broker/src/cli.rs"]
+mod broker_cli;
+
+#[allow(dead_code)]
 #[path = "../emulator/src/cli/options.rs"]
 mod emulator_options;
 
@@ -33,6 +37,7 @@ use emulator_options::{OptionSpec, Section, OPTIONS};
 
 const SOURCES: &[&str] = &[
     "../wire/src/qmp/cli.rs",
+    "../broker/src/cli.rs",
     "../emulator/src/cli/options.rs",
     "openhook-policy.5",
     "build.rs",
@@ -52,6 +57,7 @@ fn main() {
     let mut files: Vec<String> = Vec::new();
 
     clap_docs(qmp_cli::Cli::command(), &man, &comp);
+    clap_docs(broker_cli::Cli::command(), &man, &comp);
     write(&man.join("openhook-emulator.1"), &emulator_page());
     completions(emulator_command(), &comp);
     let policy = std::fs::read_to_string("openhook-policy.5").expect("openhook-policy.5");

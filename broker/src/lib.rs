@@ -5,6 +5,7 @@ pub mod activation;
 pub mod ambient;
 pub mod argfile;
 pub mod audit;
+pub mod cli;
 pub mod explain;
 pub mod inherited;
 pub mod judge;

@@ -206,6 +206,33 @@ fn clap_pages_list_the_parsers_options() {
         version,
         format!("openhook-qmp {}\n", env!("CARGO_PKG_VERSION"))
     );
+
+    // The broker: its page and one page per subcommand.
+    let broker = openhook_broker::cli::Cli::command();
+    let mut pages = vec![("openhook-broker".to_string(), broker.clone(), vec![])];
+    for sub in broker.get_subcommands() {
+        let name = sub.get_name().to_string();
+        pages.push((format!("openhook-broker-{name}"), sub.clone(), vec![name]));
+    }
+    assert!(pages.len() >= 3, "check and learn pages");
+    for (page_name, cmd, args) in pages {
+        let page = render(&man, &root.join(format!("man/{page_name}.1")));
+        let expected = clap_options(cmd);
+        assert_eq!(
+            tagged_options(&section(&page, "OPTIONS")),
+            expected,
+            "{page_name}: {page}"
+        );
+        let mut help_args: Vec<&str> = args.iter().map(String::as_str).collect();
+        help_args.push("--help");
+        let help = stdout_of(&bin("openhook-broker"), &help_args);
+        assert_eq!(clap_help_options(&help), expected, "{help}");
+    }
+    let version = stdout_of(&bin("openhook-broker"), &["--version"]);
+    assert_eq!(
+        version,
+        format!("openhook-broker {}\n", env!("CARGO_PKG_VERSION"))
+    );
 }
 
 /// Each field list the parser reports for an unknown key in `context`.
@@ -280,7 +307,12 @@ fn bash_and_fish_complete_the_options_and_zsh_parses() {
         })
         .collect();
     let qmp = clap_options(openhook_wire::qmp::cli::Cli::command());
-    let cases = [("openhook-emulator", emulator), ("openhook-qmp", qmp)];
+    let broker = clap_options(openhook_broker::cli::Cli::command());
+    let cases = [
+        ("openhook-emulator", emulator),
+        ("openhook-qmp", qmp),
+        ("openhook-broker", broker),
+    ];
     if let Some(bash) = tool_or_skip("bash_completion", "bash") {
         for (name, expected) in &cases {
             let script = root.join("completions/bash").join(name);
@@ -295,8 +327,10 @@ fn bash_and_fish_complete_the_options_and_zsh_parses() {
                 ))
                 .output()
                 .expect("bash");
+            // Options only (the broker's subcommands are offered too).
             let got: BTreeSet<String> = String::from_utf8_lossy(&out.stdout)
                 .lines()
+                .filter(|w| w.starts_with('-'))
                 .map(str::to_string)
                 .collect();
             assert_eq!(
