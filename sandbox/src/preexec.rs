@@ -194,6 +194,140 @@ fn cstring(p: &Path) -> Result<CString, SandboxError> {
         .map_err(|_| SandboxError::PreExec(format!("path {} contains NUL", p.display())))
 }
 
+/// The fd ranges the child closes: everything but 0–2 and `keep_fds`;
+/// also the highest fd kept.
+fn close_ranges(
+    keep_fds: &[i32],
+) -> Result<(Vec<(libc::c_uint, libc::c_uint)>, libc::c_uint), SandboxError> {
+    let mut keep: Vec<libc::c_uint> = vec![0, 1, 2];
+    for &fd in keep_fds {
+        keep.push(
+            libc::c_uint::try_from(fd)
+                .map_err(|_| SandboxError::PreExec(format!("negative fd {fd} to keep")))?,
+        );
+    }
+    keep.sort_unstable();
+    keep.dedup();
+    let mut close = Vec::new();
+    let mut next = 0;
+    for &k in &keep {
+        if k > next {
+            close.push((next, k - 1));
+        }
+        next = k + 1;
+    }
+    close.push((next, libc::c_uint::MAX));
+    Ok((close, keep.last().copied().unwrap_or(2)))
+}
+
+/// The variables of `policy.env_keep` that are set, with their values.
+fn kept_env(policy: &SandboxPolicy) -> Vec<(OsString, OsString)> {
+    policy
+        .env_keep
+        .iter()
+        .filter_map(|k| std::env::var_os(k).map(|v| (OsString::from(k), v)))
+        .collect()
+}
+
+/// The (uid, gid) to switch to: only a root broker switches; a non-root
+/// one may name only itself.
+fn target_user(
+    policy: &SandboxPolicy,
+    euid: libc::uid_t,
+) -> Result<Option<(libc::uid_t, libc::gid_t)>, SandboxError> {
+    let Some(name) = &policy.user else {
+        return Ok(None);
+    };
+    let (uid, gid) = sys::user::lookup(name)
+        .ok_or_else(|| SandboxError::PreExec(format!("unknown user `{name}`")))?;
+    if euid != 0 && uid != euid {
+        return Err(SandboxError::PreExec(format!(
+            "cannot switch to user `{name}`: the broker is not root"
+        )));
+    }
+    Ok((euid == 0).then_some((uid, gid)))
+}
+
+/// The namespaces the child unshares (and whether the launcher clones it
+/// into a new pid namespace).
+struct NamespacePlan {
+    flags: libc::c_int,
+    user_ns: bool,
+    pid_ns: bool,
+    mount: bool,
+}
+
+impl NamespacePlan {
+    fn new(policy: &SandboxPolicy, euid: libc::uid_t) -> Result<Self, SandboxError> {
+        let mut plan = NamespacePlan {
+            flags: 0,
+            user_ns: false,
+            pid_ns: false,
+            mount: false,
+        };
+        for ns in &policy.namespaces {
+            plan.flags |= match ns {
+                Namespace::User => {
+                    plan.user_ns = true;
+                    libc::CLONE_NEWUSER
+                }
+                // Not an unshare: unshare(CLONE_NEWPID) would move only
+                // the child's children, so the launcher clones into it.
+                Namespace::Pid => {
+                    plan.pid_ns = true;
+                    0
+                }
+                Namespace::Net => libc::CLONE_NEWNET,
+                Namespace::Ipc => libc::CLONE_NEWIPC,
+                Namespace::Uts => libc::CLONE_NEWUTS,
+                Namespace::Mount => {
+                    plan.mount = true;
+                    libc::CLONE_NEWNS
+                }
+            };
+        }
+        if (plan.flags != 0 || plan.pid_ns) && !plan.user_ns && euid != 0 {
+            return Err(SandboxError::PreExec(
+                "namespaces other than `user` need a root broker; add `user` to [sandbox] namespaces"
+                    .into(),
+            ));
+        }
+        Ok(plan)
+    }
+}
+
+/// What the child writes to map its ids into a new user namespace.
+fn id_maps(user: Option<(libc::uid_t, libc::gid_t)>, euid: libc::uid_t) -> [(CString, Vec<u8>); 3] {
+    let (uid, gid) = user.unwrap_or((euid, rustix::process::getegid().as_raw()));
+    [
+        (CString::from(c"/proc/self/setgroups"), b"deny".to_vec()),
+        (
+            CString::from(c"/proc/self/uid_map"),
+            format!("{uid} {uid} 1\n").into_bytes(),
+        ),
+        (
+            CString::from(c"/proc/self/gid_map"),
+            format!("{gid} {gid} 1\n").into_bytes(),
+        ),
+    ]
+}
+
+/// The exec Landlock ruleset for `program`, moved above `highest_kept` so
+/// the launcher's fd placement cannot clobber it.
+fn exec_ruleset_above(
+    mode: Mode,
+    program: &Path,
+    highest_kept: libc::c_uint,
+) -> Result<Option<OwnedFd>, SandboxError> {
+    let Some(fd) = landlock::exec_ruleset(mode, program)? else {
+        return Ok(None);
+    };
+    let min = i32::try_from(highest_kept.saturating_add(1)).unwrap_or(i32::MAX);
+    rustix::io::fcntl_dupfd_cloexec(&fd, min)
+        .map(Some)
+        .map_err(|e| SandboxError::PreExec(format!("dup ruleset fd: {e}")))
+}
+
 impl PreExec {
     /// Whether the launcher must create the child in a new pid namespace
     /// (`[sandbox] namespaces` has `pid`), so that it is pid 1 there and
@@ -214,117 +348,21 @@ impl PreExec {
         program: &Path,
         keep_fds: &[i32],
     ) -> Result<Self, SandboxError> {
-        let mut keep: Vec<libc::c_uint> = vec![0, 1, 2];
-        for &fd in keep_fds {
-            keep.push(
-                libc::c_uint::try_from(fd)
-                    .map_err(|_| SandboxError::PreExec(format!("negative fd {fd} to keep")))?,
-            );
-        }
-        keep.sort_unstable();
-        keep.dedup();
-        let mut close = Vec::new();
-        let mut next = 0;
-        for &k in &keep {
-            if k > next {
-                close.push((next, k - 1));
-            }
-            next = k + 1;
-        }
-        close.push((next, libc::c_uint::MAX));
-
-        let env = policy
-            .env_keep
-            .iter()
-            .filter_map(|k| std::env::var_os(k).map(|v| (OsString::from(k), v)))
-            .collect();
-
+        let (close, highest_kept) = close_ranges(keep_fds)?;
+        let env = kept_env(policy);
         if policy.mode == Mode::Off {
             eprintln!(
                 "openhook-sandbox: WARNING: sandbox is OFF for the child — only fds and the \
                  environment are scrubbed; no namespaces, capabilities kept, no Landlock."
             );
-            return Ok(Self {
-                close,
-                rlimits: Vec::new(),
-                user: None,
-                unshare_flags: 0,
-                user_ns: false,
-                pid_ns: false,
-                maps: None,
-                empty_root: None,
-                bounding_may_fail: true,
-                landlock: None,
-                notify: None,
-                env,
-                off: true,
-            });
+            return Ok(Self::off(close, env));
         }
 
-        // SAFETY-free: geteuid via rustix.
         let euid = rustix::process::geteuid().as_raw();
-        let user = match &policy.user {
-            None => None,
-            Some(name) => {
-                let (uid, gid) = sys::user::lookup(name)
-                    .ok_or_else(|| SandboxError::PreExec(format!("unknown user `{name}`")))?;
-                if euid != 0 && uid != euid {
-                    return Err(SandboxError::PreExec(format!(
-                        "cannot switch to user `{name}`: the broker is not root"
-                    )));
-                }
-                (euid == 0).then_some((uid, gid))
-            }
-        };
-
-        let mut flags = 0;
-        let mut user_ns = false;
-        let mut pid_ns = false;
-        let mut mount = false;
-        for ns in &policy.namespaces {
-            flags |= match ns {
-                Namespace::User => {
-                    user_ns = true;
-                    libc::CLONE_NEWUSER
-                }
-                // Not an unshare: unshare(CLONE_NEWPID) would move only
-                // the child's children, so the launcher clones into it.
-                Namespace::Pid => {
-                    pid_ns = true;
-                    0
-                }
-                Namespace::Net => libc::CLONE_NEWNET,
-                Namespace::Ipc => libc::CLONE_NEWIPC,
-                Namespace::Uts => libc::CLONE_NEWUTS,
-                Namespace::Mount => {
-                    mount = true;
-                    libc::CLONE_NEWNS
-                }
-            };
-        }
-        if (flags != 0 || pid_ns) && !user_ns && euid != 0 {
-            return Err(SandboxError::PreExec(
-                "namespaces other than `user` need a root broker; add `user` to [sandbox] namespaces"
-                    .into(),
-            ));
-        }
-        let maps = if user_ns {
-            let (uid, gid) = user.unwrap_or((euid, rustix::process::getegid().as_raw()));
-            Some([
-                (CString::from(c"/proc/self/setgroups"), b"deny".to_vec()),
-                (
-                    CString::from(c"/proc/self/uid_map"),
-                    format!("{uid} {uid} 1\n").into_bytes(),
-                ),
-                (
-                    CString::from(c"/proc/self/gid_map"),
-                    format!("{gid} {gid} 1\n").into_bytes(),
-                ),
-            ])
-        } else {
-            None
-        };
-        let empty_root = if mount {
+        let user = target_user(policy, euid)?;
+        let ns = NamespacePlan::new(policy, euid)?;
+        let maps = ns.user_ns.then(|| id_maps(user, euid));
+        let empty_root = if ns.mount {
             Some(plan_empty_root(program)?)
         } else {
             None
@@ -333,18 +371,7 @@ impl PreExec {
         let [eff, ..] = sys::probe::capability_sets()
             .map_err(|e| SandboxError::PreExec(format!("capget: {e}")))?;
         let bounding_may_fail = eff & (1 << crate::caps::CAP_SETPCAP) == 0;
-
-        let landlock = match landlock::exec_ruleset(policy.mode, program)? {
-            None => None,
-            Some(fd) => {
-                let min = keep.last().copied().unwrap_or(2).saturating_add(1);
-                let min = i32::try_from(min).unwrap_or(i32::MAX);
-                Some(
-                    rustix::io::fcntl_dupfd_cloexec(&fd, min)
-                        .map_err(|e| SandboxError::PreExec(format!("dup ruleset fd: {e}")))?,
-                )
-            }
-        };
+        let landlock = exec_ruleset_above(policy.mode, program, highest_kept)?;
 
         Ok(Self {
             close,
@@ -354,9 +381,9 @@ impl PreExec {
                 (libc::RLIMIT_CORE, 0),
             ],
             user,
-            unshare_flags: flags,
-            user_ns,
-            pid_ns,
+            unshare_flags: ns.flags,
+            user_ns: ns.user_ns,
+            pid_ns: ns.pid_ns,
             maps,
             empty_root,
             bounding_may_fail,
@@ -365,6 +392,25 @@ impl PreExec {
             env,
             off: false,
         })
+    }
+
+    /// Mode `off`: only the fds are closed and the environment scrubbed.
+    fn off(close: Vec<(libc::c_uint, libc::c_uint)>, env: Vec<(OsString, OsString)>) -> Self {
+        Self {
+            close,
+            rlimits: Vec::new(),
+            user: None,
+            unshare_flags: 0,
+            user_ns: false,
+            pid_ns: false,
+            maps: None,
+            empty_root: None,
+            bounding_may_fail: true,
+            landlock: None,
+            notify: None,
+            env,
+            off: true,
+        }
     }
 
     /// The scrubbed environment: pass exactly these to the exec.
