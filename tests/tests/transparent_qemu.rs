@@ -1,0 +1,754 @@
+//! Real QEMU 7.2 (`qemu-system-x86_64 -M microvm`) under transparent mode,
+//! with a policy made by `openhook-broker learn`, next to a bare QEMU run
+//! of the same command in the same test:
+//! - the project's guest firmware with a virtio-blk disk: transcript, exit
+//!   status and disk bytes identical; every file QEMU opened (strace of a
+//!   bare run, and QEMU's own fd table while paused) is in the audit log;
+//!   `/proc/<qemu>/status` while paused shows no_new_privs, seccomp filter
+//!   mode and no capabilities;
+//! - the drive moved outside the learned policy: QEMU's own error naming
+//!   the file, non-zero exit, the file untouched, a deny line;
+//! - the real `qemu.qmp` client on a broker-bound `[[listen]]` monitor:
+//!   `send_fd_scm` + `add-fd`, a `file` block node on `/dev/fdset/1` reads
+//!   and writes the disk, `query-fdsets`;
+//! - `learn` on a small dynamic C program, then enforce.
+//!
+//! QEMU starts paused (`-S`, QMP on stdio) so the test can look at the
+//! running process; `cont` runs the firmware to its isa-debug-exit.
+//! A learned policy never holds a subtree rule for `/`, `/tmp`, `/home`,
+//! `/root` or the test's scratch directory.
+//!
+//! Skipped only when qemu-system-x86_64 is absent and OPENHOOK_REQUIRE_QEMU
+//! is unset.
+#![allow(clippy::disallowed_methods, clippy::unwrap_used, clippy::expect_used)]
+
+use std::collections::BTreeSet;
+use std::ffi::OsString;
+use std::io::{BufRead, BufReader, Write};
+use std::path::{Component, Path, PathBuf};
+use std::process::{Child, Command, ExitStatus, Stdio};
+use std::time::{Duration, Instant};
+
+use openhook_tests::broker::wait_or_kill;
+use openhook_tests::fw::{self, FwMachine};
+use openhook_tests::transparent::{self as tp, audit_lines, field, status_field};
+use serde_json::Value;
+
+const LIMIT: Duration = Duration::from_secs(120);
+
+struct Fx {
+    _dir: tempfile::TempDir,
+    s: PathBuf,
+    qemu: PathBuf,
+    bios: PathBuf,
+    disk: PathBuf,
+    serial: PathBuf,
+}
+
+impl Fx {
+    fn new(test: &str) -> Option<Fx> {
+        let qemu = fw::qemu_or_skip(test)?;
+        let dir = tempfile::tempdir().expect("tempdir");
+        let s = dir.path().to_path_buf();
+        // The firmware is copied in: the command names only scratch files.
+        let bios = s.join("fw.bin");
+        std::fs::copy(fw::image(fw::IMAGE), &bios).unwrap();
+        let disk = s.join("disk.img");
+        fw::prepare_disk(&disk, fw::DISK_SECTORS).unwrap();
+        Some(Fx {
+            serial: s.join("serial.txt"),
+            _dir: dir,
+            s,
+            qemu,
+            bios,
+            disk,
+        })
+    }
+
+    /// QEMU's arguments for the firmware with `disk`, paused, QMP on stdio.
+    fn args(&self, disk: &Path) -> Vec<OsString> {
+        let m =
+            FwMachine::new(self.bios.clone(), self.serial.clone()).drive(disk.to_path_buf(), false);
+        let mut a: Vec<OsString> = fw::QEMU_MACHINE_ARGS.iter().map(OsString::from).collect();
+        a.extend(m.args());
+        a.extend(["-S", "-qmp", "stdio"].map(OsString::from));
+        a
+    }
+
+    fn reset(&self) {
+        fw::prepare_disk(&self.disk, fw::DISK_SECTORS).unwrap();
+        let _ = std::fs::remove_file(&self.serial);
+    }
+
+    /// `learn` on the standard command; returns the policy's path.
+    fn learn(&self) -> PathBuf {
+        self.reset();
+        let out = self.s.join("learned.toml");
+        let audit = self.s.join("learn-audit.jsonl");
+        let r = run_paused(
+            tp::learn_command(&out, Some(&audit), &self.qemu, self.args(&self.disk)),
+            Some(&self.qemu),
+            |_| {},
+        );
+        assert_eq!(r.code(), Some(fw::EXIT_PASS), "learn run: {}", r.describe());
+        assert!(out.is_file(), "learn wrote no policy: {}", r.describe());
+        check_learned(&std::fs::read_to_string(&out).unwrap(), &self.s);
+        let c = Command::new(tp::broker())
+            .args(["check", "--policy"])
+            .arg(&out)
+            .output()
+            .unwrap();
+        assert!(
+            c.status.success(),
+            "the learned policy does not check: {}",
+            String::from_utf8_lossy(&c.stderr)
+        );
+        self.reset();
+        out
+    }
+}
+
+/// What a paused-then-continued run came to.
+struct Run {
+    status: ExitStatus,
+    stdout: String,
+    stderr: String,
+    serial: String,
+}
+
+impl Run {
+    fn code(&self) -> Option<i32> {
+        self.status.code()
+    }
+    fn describe(&self) -> String {
+        format!(
+            "status {:?}\n--- stdout ---\n{}--- stderr ---\n{}--- serial ---\n{}",
+            self.status, self.stdout, self.stderr, self.serial
+        )
+    }
+}
+
+/// The pid of `parent`'s child (any thread's), waiting up to 30 s for one
+/// that has exec'd `exe`.
+fn child_running(parent: u32, exe: &Path) -> u32 {
+    let want = std::fs::canonicalize(exe).unwrap();
+    let start = Instant::now();
+    loop {
+        if let Ok(tasks) = std::fs::read_dir(format!("/proc/{parent}/task")) {
+            for t in tasks.flatten() {
+                let kids = std::fs::read_to_string(t.path().join("children")).unwrap_or_default();
+                for k in kids.split_whitespace() {
+                    let k: u32 = k.parse().unwrap();
+                    if std::fs::read_link(format!("/proc/{k}/exe")).ok().as_deref() == Some(&want) {
+                        return k;
+                    }
+                }
+            }
+        }
+        assert!(
+            start.elapsed() < Duration::from_secs(30),
+            "no child of {parent} runs {}",
+            want.display()
+        );
+        std::thread::sleep(Duration::from_millis(2));
+    }
+}
+
+/// Runs `cmd` (QEMU paused with QMP on stdio, directly or under the
+/// broker): greeting, `qmp_capabilities`, then `paused(qemu pid)` while
+/// QEMU waits, `cont`, and the run to its end. `brokered`: QEMU (this
+/// binary) is the child of `cmd`'s process. A QEMU that exits early (bad
+/// drive) just ends the run.
+fn run_paused(mut cmd: Command, brokered: Option<&Path>, paused: impl FnOnce(u32)) -> Run {
+    cmd.stdin(Stdio::piped())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped());
+    let mut child: Child = cmd.spawn().expect("spawn");
+    let mut stdin = child.stdin.take().unwrap();
+    let mut out = BufReader::new(child.stdout.take().unwrap());
+    let err = child.stderr.take().unwrap();
+    let t_err = std::thread::spawn(move || std::io::read_to_string(err).unwrap());
+    let mut stdout = String::new();
+    let read_line = |out: &mut BufReader<_>, stdout: &mut String| -> Option<Value> {
+        let mut l = String::new();
+        if out.read_line(&mut l).unwrap_or(0) == 0 {
+            return None;
+        }
+        stdout.push_str(&l);
+        serde_json::from_str(l.trim()).ok()
+    };
+    if let Some(greeting) = read_line(&mut out, &mut stdout) {
+        assert!(
+            greeting.get("QMP").is_some(),
+            "not a QMP greeting: {greeting}"
+        );
+        let _ = writeln!(stdin, "{{\"execute\": \"qmp_capabilities\"}}");
+        let mut answered = false;
+        while let Some(v) = read_line(&mut out, &mut stdout) {
+            if v.get("return").is_some() || v.get("error").is_some() {
+                answered = true;
+                break;
+            }
+        }
+        if answered {
+            let pid = match brokered {
+                Some(qemu) => child_running(child.id(), qemu),
+                None => child.id(),
+            };
+            paused(pid);
+            let _ = writeln!(stdin, "{{\"execute\": \"cont\"}}");
+        }
+    }
+    let mut rest = String::new();
+    let _ = std::io::Read::read_to_string(&mut out, &mut rest);
+    stdout.push_str(&rest);
+    drop(stdin);
+    let status = wait_or_kill(&mut child, LIMIT);
+    Run {
+        status,
+        stdout,
+        stderr: t_err.join().unwrap(),
+        serial: String::new(),
+    }
+}
+
+fn with_serial(mut r: Run, serial: &Path) -> Run {
+    r.serial = std::fs::read_to_string(serial).unwrap_or_default();
+    r
+}
+
+/// No learned subtree rule may cover `/`, `/tmp`, `/home`, `/root` or the
+/// scratch directory (or anything above it); write access only on exact
+/// rules.
+fn check_learned(text: &str, scratch: &Path) {
+    let rules = tp::allow_rules(text);
+    assert!(!rules.is_empty(), "no allow rules learned:\n{text}");
+    let mut forbidden: BTreeSet<PathBuf> = ["/", "/tmp", "/home", "/root"]
+        .iter()
+        .map(PathBuf::from)
+        .collect();
+    for a in scratch.ancestors() {
+        forbidden.insert(a.to_path_buf());
+    }
+    for (path, access) in &rules {
+        if let Some(dir) = path.strip_suffix('/') {
+            let dir = if dir.is_empty() { "/" } else { dir };
+            assert!(
+                !forbidden.contains(Path::new(dir)),
+                "learned a subtree rule for {path}:\n{text}"
+            );
+            assert_eq!(
+                access, "r",
+                "learned subtree rule {path} grants {access}:\n{text}"
+            );
+        }
+    }
+}
+
+/// Lexically normalised (`.` components and duplicate slashes dropped),
+/// then canonicalised when the file exists.
+fn norm(p: &str, cwd: &Path) -> PathBuf {
+    let p = Path::new(p);
+    let abs = if p.is_absolute() {
+        p.to_path_buf()
+    } else {
+        cwd.join(p)
+    };
+    let lex: PathBuf = abs
+        .components()
+        .filter(|c| !matches!(c, Component::CurDir))
+        .collect();
+    std::fs::canonicalize(&lex).unwrap_or(lex)
+}
+
+/// Paths a bare run opened successfully, by strace (None without strace).
+fn strace_opens(fx: &Fx) -> Option<BTreeSet<PathBuf>> {
+    if Command::new("strace").arg("-V").output().is_err() {
+        eprintln!("strace not found: the fd-table check alone covers the audit log");
+        return None;
+    }
+    fx.reset();
+    let log = fx.s.join("strace.txt");
+    let mut cmd = Command::new("strace");
+    cmd.args([
+        "-f",
+        "-qq",
+        "-e",
+        "trace=open,openat,openat2,creat",
+        "-e",
+        "status=successful",
+        "-o",
+    ])
+    .arg(&log)
+    .arg(&fx.qemu)
+    .args(fx.args(&fx.disk))
+    .current_dir(&fx.s);
+    let r = run_paused(cmd, None, |_| {});
+    assert_eq!(
+        r.code(),
+        Some(fw::EXIT_PASS),
+        "strace run: {}",
+        r.describe()
+    );
+    let text = std::fs::read_to_string(&log).unwrap();
+    let mut set = BTreeSet::new();
+    for line in text.lines() {
+        if !line.contains("open") {
+            continue;
+        }
+        // `PID openat(AT_FDCWD, "/path", ...) = N`
+        if let Some(q) = line.split('"').nth(1) {
+            set.insert(norm(q, &fx.s));
+        }
+    }
+    fx.reset();
+    Some(set)
+}
+
+fn audited_paths(audit: &[Value], decision: Option<&str>, cwd: &Path) -> BTreeSet<PathBuf> {
+    audit
+        .iter()
+        .filter(|l| decision.is_none_or(|d| field(l, "decision") == d))
+        .map(|l| norm(field(l, "path"), cwd))
+        .collect()
+}
+
+/// /proc/PID/status says: no_new_privs, seccomp filter mode, no
+/// capabilities. Returns the text.
+fn assert_confined_status(pid: u32) -> String {
+    let status = std::fs::read_to_string(format!("/proc/{pid}/status")).unwrap();
+    for (k, v) in [
+        ("NoNewPrivs", "1"),
+        ("Seccomp", "2"),
+        ("CapEff", "0000000000000000"),
+        ("CapPrm", "0000000000000000"),
+        ("CapBnd", "0000000000000000"),
+        ("CapAmb", "0000000000000000"),
+        ("CapInh", "0000000000000000"),
+    ] {
+        assert_eq!(
+            status_field(&status, k).as_deref(),
+            Some(v),
+            "/proc/{pid}/status {k}:\n{status}"
+        );
+    }
+    status
+}
+
+/// Regular files and devices in /proc/PID/fd.
+fn fd_files(pid: u32) -> BTreeSet<PathBuf> {
+    std::fs::read_dir(format!("/proc/{pid}/fd"))
+        .unwrap()
+        .filter_map(|e| std::fs::read_link(e.ok()?.path()).ok())
+        .filter(|t| t.is_absolute() && t.exists())
+        .collect()
+}
+
+#[test]
+fn learned_policy_runs_qemu_like_bare() {
+    let Some(fx) = Fx::new("learned_policy_runs_qemu_like_bare") else {
+        return;
+    };
+    // Bare: the reference. Its status shows what the confined one must not.
+    fx.reset();
+    let mut bare_status = String::new();
+    let mut cmd = Command::new(&fx.qemu);
+    cmd.args(fx.args(&fx.disk)).current_dir(&fx.s);
+    let bare = with_serial(
+        run_paused(cmd, None, |pid| {
+            bare_status = std::fs::read_to_string(format!("/proc/{pid}/status")).unwrap();
+        }),
+        &fx.serial,
+    );
+    assert_eq!(
+        bare.code(),
+        Some(fw::EXIT_PASS),
+        "bare: {}",
+        bare.describe()
+    );
+    assert_eq!(bare.serial, fw::expected_transcript("standard-rw.txt"));
+    assert_eq!(status_field(&bare_status, "Seccomp").as_deref(), Some("0"));
+    let bare_disk = std::fs::read(&fx.disk).unwrap();
+    assert!(
+        bare_disk == fw::disk_after_write(fw::DISK_SECTORS),
+        "bare disk"
+    );
+    let opened = strace_opens(&fx);
+
+    let policy = fx.learn();
+    let text = std::fs::read_to_string(&policy).unwrap();
+    eprintln!("learned policy ({} bytes):\n{text}", text.len());
+
+    let audit_path = fx.s.join("audit.jsonl");
+    let mut held = BTreeSet::new();
+    let mut audit_at_pause = Vec::new();
+    let mut cmd = tp::command(&policy, Some(&audit_path), &[], &fx.qemu, fx.args(&fx.disk));
+    cmd.current_dir(&fx.s);
+    let conf = with_serial(
+        run_paused(cmd, Some(&fx.qemu), |pid| {
+            assert_confined_status(pid);
+            held = fd_files(pid);
+            audit_at_pause = audit_lines(&audit_path);
+        }),
+        &fx.serial,
+    );
+    assert_eq!(conf.code(), bare.code(), "exit status: {}", conf.describe());
+    assert_eq!(conf.serial, bare.serial, "serial transcript");
+    let conf_disk = std::fs::read(&fx.disk).unwrap();
+    assert!(
+        conf_disk == bare_disk,
+        "disk bytes differ from the bare run's"
+    );
+
+    // Every file QEMU holds while paused came through the broker.
+    let allowed = audited_paths(&audit_at_pause, Some("allow"), &fx.s);
+    assert!(!held.is_empty());
+    for f in &held {
+        assert!(
+            allowed.contains(f),
+            "QEMU holds {} but the audit log has no allow line for it",
+            f.display()
+        );
+    }
+    // Every file a bare QEMU opens is in the audit log.
+    let audit = audit_lines(&audit_path);
+    for l in &audit {
+        assert!(
+            !field(l, "syscall").is_empty(),
+            "audit line without syscall: {l}"
+        );
+    }
+    if let Some(opened) = opened {
+        let seen = audited_paths(&audit, None, &fx.s);
+        let missing: Vec<_> = opened.difference(&seen).collect();
+        assert!(
+            missing.is_empty(),
+            "opened by bare QEMU, absent from the audit log: {missing:?}"
+        );
+    }
+    assert!(
+        audit.iter().any(|l| field(l, "decision") == "allow"
+            && norm(field(l, "path"), &fx.s) == norm(&fx.disk.display().to_string(), &fx.s)),
+        "no allow line for the disk"
+    );
+}
+
+#[test]
+fn drive_outside_the_learned_policy_is_refused() {
+    let Some(fx) = Fx::new("drive_outside_the_learned_policy_is_refused") else {
+        return;
+    };
+    let policy = fx.learn();
+    let moved_dir = fx.s.join("moved");
+    std::fs::create_dir(&moved_dir).unwrap();
+    let moved = moved_dir.join("disk.img");
+    // Bare, the moved disk works.
+    fw::prepare_disk(&moved, fw::DISK_SECTORS).unwrap();
+    let mut cmd = Command::new(&fx.qemu);
+    cmd.args(fx.args(&moved));
+    let bare = with_serial(run_paused(cmd, None, |_| {}), &fx.serial);
+    assert_eq!(
+        bare.code(),
+        Some(fw::EXIT_PASS),
+        "bare: {}",
+        bare.describe()
+    );
+
+    fw::prepare_disk(&moved, fw::DISK_SECTORS).unwrap();
+    let _ = std::fs::remove_file(&fx.serial);
+    let before = std::fs::metadata(&moved).unwrap();
+    let audit_path = fx.s.join("audit.jsonl");
+    let cmd = tp::command(&policy, Some(&audit_path), &[], &fx.qemu, fx.args(&moved));
+    let conf = run_paused(cmd, Some(&fx.qemu), |_| {});
+    assert_ne!(conf.code(), Some(0), "{}", conf.describe());
+    assert_ne!(conf.code(), Some(fw::EXIT_PASS), "{}", conf.describe());
+    assert!(
+        conf.stderr.contains("qemu-system-x86_64")
+            && conf.stderr.contains(&moved.display().to_string()),
+        "QEMU's own error naming the file: {}",
+        conf.describe()
+    );
+    let after = std::fs::metadata(&moved).unwrap();
+    assert!(
+        std::fs::read(&moved).unwrap() == fw::fresh_disk(fw::DISK_SECTORS),
+        "the refused disk was changed"
+    );
+    use std::os::unix::fs::MetadataExt;
+    assert_eq!(
+        (before.mtime(), before.mtime_nsec()),
+        (after.mtime(), after.mtime_nsec())
+    );
+    let audit = audit_lines(&audit_path);
+    assert!(
+        audit
+            .iter()
+            .any(|l| field(l, "decision") == "deny"
+                && field(l, "path") == moved.display().to_string()),
+        "no deny line for {}: {audit:#?}",
+        moved.display()
+    );
+}
+
+#[test]
+fn qemu_qmp_add_fd_on_a_broker_bound_monitor() {
+    let Some(fx) = Fx::new("qemu_qmp_add_fd_on_a_broker_bound_monitor") else {
+        return;
+    };
+    // The disk for the fd set is outside the policy: QEMU gets it only as
+    // an fd.
+    let fdisk = fx.s.join("fdset-disk.img");
+    let machine = |fd: &str| -> Vec<OsString> {
+        let m = FwMachine::new(fx.bios.clone(), fx.serial.clone());
+        let mut a: Vec<OsString> = fw::QEMU_MACHINE_ARGS.iter().map(OsString::from).collect();
+        a.extend(m.args());
+        a.extend(
+            [
+                "-S".to_string(),
+                "-chardev".into(),
+                format!("socket,id=mon,fd={fd},server=on,wait=off"),
+                "-mon".into(),
+                "chardev=mon,mode=control".into(),
+            ]
+            .map(OsString::from),
+        );
+        a
+    };
+    let script = tp::source("qmp_fdset.py");
+
+    // Bare QEMU, launched by the script the way a manager would: the
+    // reference answers.
+    std::fs::write(&fdisk, vec![0x11u8; 65536]).unwrap();
+    let bare_sock = fx.s.join("bare.sock");
+    let mut py = Command::new("python3");
+    py.arg(&script)
+        .arg("launch")
+        .arg(&bare_sock)
+        .arg(&fdisk)
+        .arg(&fx.qemu)
+        .args(machine("{fd}"));
+    let (bare_steps, bare_out) = run_script(py, None);
+    assert_eq!(bare_steps.get("exit"), Some(&Value::from(0)), "{bare_out}");
+    check_fdset_steps(&bare_steps, &bare_out, &fdisk);
+
+    // Confined, under the learned policy plus the monitor socket, which
+    // the broker binds and hands over at fd 10.
+    let learned = fx.learn();
+    let sock = fx.s.join("qmp.sock");
+    let policy = fx.s.join("qmp.toml");
+    std::fs::write(
+        &policy,
+        format!(
+            "{}\n\n[[listen]]\npath = \"{}\"\nfd = 10\n",
+            std::fs::read_to_string(&learned).unwrap(),
+            sock.display()
+        ),
+    )
+    .unwrap();
+    std::fs::write(&fdisk, vec![0x11u8; 65536]).unwrap();
+    let audit_path = fx.s.join("audit.jsonl");
+    let mut broker = tp::command(&policy, Some(&audit_path), &[], &fx.qemu, machine("10"));
+    broker
+        .stdin(Stdio::null())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped());
+    let mut b = broker.spawn().unwrap();
+    let b_out = b.stdout.take().unwrap();
+    let b_err = b.stderr.take().unwrap();
+    let t_out = std::thread::spawn(move || std::io::read_to_string(b_out).unwrap());
+    let t_err = std::thread::spawn(move || std::io::read_to_string(b_err).unwrap());
+    let start = Instant::now();
+    while !sock.exists() {
+        if let Some(st) = b.try_wait().unwrap() {
+            panic!("broker ended: {st:?} {}", t_err.join().unwrap());
+        }
+        assert!(
+            start.elapsed() < LIMIT,
+            "the broker never bound {}",
+            sock.display()
+        );
+        std::thread::sleep(Duration::from_millis(5));
+    }
+    let mut py = Command::new("python3");
+    py.arg(&script).arg("connect").arg(&sock).arg(&fdisk);
+    let broker_pid = b.id();
+    let qemu = fx.qemu.clone();
+    let (steps, py_out) = run_script(
+        py,
+        Some(Box::new(move || {
+            let pid = child_running(broker_pid, &qemu);
+            assert_confined_status(pid);
+        })),
+    );
+    let status = wait_or_kill(&mut b, LIMIT);
+    let qemu_out = t_out.join().unwrap();
+    let qemu_err = t_err.join().unwrap();
+    assert_eq!(
+        status.code(),
+        Some(0),
+        "confined QEMU after quit: {qemu_err}"
+    );
+    check_fdset_steps(&steps, &format!("{py_out}{qemu_out}"), &fdisk);
+    // The same answers as the bare QEMU's (fd numbers aside).
+    for k in ["greeting", "query-status", "blockdev-add", "node-file"] {
+        assert_eq!(steps.get(k), bare_steps.get(k), "step {k}");
+    }
+    // QEMU never asked for the fd-set disk by path.
+    let audit = audit_lines(&audit_path);
+    assert!(
+        !audit
+            .iter()
+            .any(|l| field(l, "path").contains("fdset-disk")),
+        "the fd-set disk was opened by path: {audit:#?}"
+    );
+}
+
+type Steps = std::collections::BTreeMap<String, Value>;
+
+/// Runs the qmp_fdset.py script; at its `paused` step runs `at_pause`
+/// (if any), then lets it quit. Returns the steps by name and the whole
+/// stdout.
+fn run_script(mut py: Command, at_pause: Option<Box<dyn FnOnce()>>) -> (Steps, String) {
+    py.stdin(Stdio::piped())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped());
+    let mut child = py.spawn().expect("python3");
+    let mut stdin = child.stdin.take().unwrap();
+    let mut out = BufReader::new(child.stdout.take().unwrap());
+    let err = child.stderr.take().unwrap();
+    let t_err = std::thread::spawn(move || std::io::read_to_string(err).unwrap());
+    let mut steps = Steps::new();
+    let mut text = String::new();
+    let mut at_pause = at_pause;
+    loop {
+        let mut l = String::new();
+        if out.read_line(&mut l).unwrap() == 0 {
+            break;
+        }
+        text.push_str(&l);
+        let Ok(v) = serde_json::from_str::<Value>(l.trim()) else {
+            continue; // QEMU's own output (qemu-io) shares stdout when launched here.
+        };
+        let name = v["step"].as_str().unwrap_or("").to_string();
+        if name == "paused" {
+            if let Some(f) = at_pause.take() {
+                f();
+            }
+            writeln!(stdin, "go").unwrap();
+        }
+        steps.insert(name, v["value"].clone());
+    }
+    let status = wait_or_kill(&mut child, LIMIT);
+    let err = t_err.join().unwrap();
+    assert!(status.success(), "qmp_fdset.py: {status:?}\n{text}\n{err}");
+    (steps, text)
+}
+
+fn check_fdset_steps(steps: &Steps, out: &str, disk: &Path) {
+    let add = &steps["add-fd"];
+    assert_eq!(add["fdset-id"], 1, "add-fd: {add}");
+    let fd = add["fd"].as_i64().expect("add-fd fd");
+    let want = serde_json::json!([{"fdset-id": 1, "fds": [{"fd": fd, "opaque": "disk"}]}]);
+    assert_eq!(steps["query-fdsets"], want, "query-fdsets");
+    assert_eq!(steps["query-fdsets-after"], want, "query-fdsets after use");
+    assert_eq!(steps["blockdev-add"], serde_json::json!({}));
+    assert_eq!(steps["node-file"], serde_json::json!(["/dev/fdset/1"]));
+    assert!(
+        out.contains("read 4096/4096 bytes at offset 0")
+            && out.contains("wrote 4096/4096 bytes at offset 4096")
+            && !out.contains("Pattern verification failed"),
+        "qemu-io through /dev/fdset/1: {out}"
+    );
+    let bytes = std::fs::read(disk).unwrap();
+    assert!(bytes[..4096].iter().all(|b| *b == 0x11));
+    assert!(
+        bytes[4096..8192].iter().all(|b| *b == 0x5a),
+        "the write did not land"
+    );
+    assert!(bytes[8192..].iter().all(|b| *b == 0x11));
+}
+
+#[test]
+fn learn_then_enforce_a_small_program() {
+    let dir = tempfile::tempdir().unwrap();
+    let s = dir.path();
+    let prog = s.join("learn-probe");
+    tp::gcc(&tp::source("learn-probe.c"), &prog, &[]);
+    let input = s.join("input.txt");
+    let output = s.join("output.txt");
+    std::fs::write(&input, b"abcdef transparent\n").unwrap();
+    let run = |mut c: Command| -> (ExitStatus, String, String) {
+        let o = c.stdin(Stdio::null()).output().unwrap();
+        (
+            o.status,
+            String::from_utf8_lossy(&o.stdout).into_owned(),
+            String::from_utf8_lossy(&o.stderr).into_owned(),
+        )
+    };
+    let args = |i: &Path| vec![i.as_os_str().to_owned(), output.as_os_str().to_owned()];
+
+    let mut bare = Command::new(&prog);
+    bare.args(args(&input));
+    let (st, bare_out, err) = run(bare);
+    assert!(st.success(), "bare: {bare_out} {err}");
+    assert!(bare_out.contains("own pid ok"), "{bare_out}");
+    let bare_bytes = std::fs::read(&output).unwrap();
+    std::fs::remove_file(&output).unwrap();
+
+    let policy = s.join("learned.toml");
+    let (st, out, err) = run(tp::learn_command(&policy, None, &prog, args(&input)));
+    assert!(st.success(), "learn: {out} {err}");
+    assert_eq!(out, bare_out, "learn run output");
+    let text = std::fs::read_to_string(&policy).expect("learned policy");
+    eprintln!("learned:\n{text}");
+    check_learned(&text, s);
+    let rules = tp::allow_rules(&text);
+    let has = |p: &Path, acc: &[&str]| {
+        rules
+            .iter()
+            .any(|(path, a)| Path::new(path) == p && acc.contains(&a.as_str()))
+    };
+    assert!(
+        has(&input, &["r"]),
+        "no read-only exact rule for the input:\n{text}"
+    );
+    assert!(
+        has(&output, &["w", "rw"]),
+        "no write rule for the output:\n{text}"
+    );
+    std::fs::remove_file(&output).unwrap();
+
+    let audit = s.join("audit.jsonl");
+    let mut c = tp::command(&policy, Some(&audit), &[], &prog, args(&input));
+    c.current_dir(s);
+    let (st, out, err) = run(c);
+    assert!(st.success(), "enforced: {out} {err}");
+    assert_eq!(out, bare_out, "enforced output");
+    assert_eq!(
+        std::fs::read(&output).unwrap(),
+        bare_bytes,
+        "enforced output file"
+    );
+    let lines = audit_lines(&audit);
+    for want in [&input, &output] {
+        assert!(
+            lines.iter().any(|l| field(l, "decision") == "allow"
+                && field(l, "path") == want.display().to_string()),
+            "no allow line for {}",
+            want.display()
+        );
+    }
+
+    // The learned policy is not a blank cheque: another input is refused.
+    let other = s.join("other.txt");
+    std::fs::write(&other, b"not learned").unwrap();
+    let (st, out, _) = run(tp::command(&policy, Some(&audit), &[], &prog, args(&other)));
+    assert_eq!(st.code(), Some(1), "other input: {out}");
+    assert!(out.contains(&other.display().to_string()), "{out}");
+    assert!(
+        audit_lines(&audit)
+            .iter()
+            .any(|l| field(l, "decision") == "deny"
+                && field(l, "path") == other.display().to_string()),
+        "no deny line for the unlearned input"
+    );
+}
