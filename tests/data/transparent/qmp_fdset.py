@@ -64,8 +64,15 @@ async def main():
     # The caller reads /proc/<qemu>/status here, while QEMU is paused.
     step("paused", True)
     sys.stdin.readline()
-    await qmp.execute("quit")
-    await qmp.disconnect()
+    with qmp.listener() as listener:
+        step("quit", await qmp.execute("quit"))
+        async for event in listener:
+            if event["event"] == "SHUTDOWN":
+                break
+    try:
+        await qmp.disconnect()
+    except EOFError:
+        pass  # QEMU closed the monitor first: the expected end after quit
 
 
 asyncio.run(main())
