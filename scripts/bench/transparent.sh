@@ -146,7 +146,10 @@ print(f"first_byte_us {(first - t0) // 1000 if first else -1} exit_us {(t_exit -
       f"status {rc} pass {int(ok)} hwm_kib {peak} child_hwm_kib {kid_peak}")
 PY
 
-"$broker" learn --output "$work/qemu.toml" -- "$qemu" "${qemu_args[@]}" > /dev/null
+# The firmware's PASS is exit status 1 (isa-debug-exit), mirrored by learn.
+st=0
+"$broker" learn --output "$work/qemu.toml" -- "$qemu" "${qemu_args[@]}" > /dev/null || st=$?
+[ "$st" -eq 1 ] || { echo "learn run ended with status $st, not the firmware's PASS (1)" >&2; exit 1; }
 echo
 echo "== QEMU microvm, boot-only firmware, serial on stdio, $qrounds rounds (learned policy: $(grep -c '^\[\[allow\]\]' "$work/qemu.toml") allow rules)"
 for kind in bare ours; do : > "$work/q$kind.first"; : > "$work/q$kind.exit"; done
