@@ -386,6 +386,95 @@ static int unix_sock(const char *path, int do_bind) {
     return report(syscall(do_bind ? SYS_bind : SYS_connect, s, &a, sizeof a));
 }
 
+// ---- serving under load ----
+
+struct worker { const char *in, *out; long rounds; unsigned long long in_ino; long bad, ok_in, denied_out; };
+
+static void *worker_loop(void *arg) {
+    struct worker *w = arg;
+    for (long i = 0; i < w->rounds; i++) {
+        int fd = syscall(SYS_openat, AT_FDCWD, w->in, O_RDONLY | O_CLOEXEC);
+        struct stat st;
+        if (fd >= 0 && syscall(SYS_fstat, fd, &st) == 0 && st.st_ino == w->in_ino)
+            w->ok_in++;
+        else
+            w->bad++;
+        if (fd >= 0) close(fd);
+        fd = syscall(SYS_openat, AT_FDCWD, w->out, O_RDONLY | O_CLOEXEC);
+        if (fd < 0 && errno == EPERM)
+            w->denied_out++;
+        else
+            w->bad++;
+        if (fd >= 0) close(fd);
+    }
+    return NULL;
+}
+
+// threads N ROUNDS INSIDE OUTSIDE: N threads at once, each opening INSIDE
+// (must be that file) and OUTSIDE (must be EPERM) ROUNDS times.
+static int threads(int n, long rounds, const char *in, const char *out) {
+    struct stat st;
+    if (syscall(SYS_stat, in, &st) != 0) {
+        printf("err %d\n", errno);
+        return 0;
+    }
+    struct worker w[64];
+    pthread_t t[64];
+    if (n > 64) n = 64;
+    for (int i = 0; i < n; i++) {
+        w[i] = (struct worker){in, out, rounds, st.st_ino, 0, 0, 0};
+        pthread_create(&t[i], NULL, worker_loop, &w[i]);
+    }
+    long bad = 0, ok_in = 0, denied = 0;
+    for (int i = 0; i < n; i++) {
+        pthread_join(t[i], NULL);
+        bad += w[i].bad;
+        ok_in += w[i].ok_in;
+        denied += w[i].denied_out;
+    }
+    printf("ok threads inside=%ld denied=%ld bad=%ld\n", ok_in, denied, bad);
+    return 0;
+}
+
+static void *open_blocking(void *arg) {
+    syscall(SYS_openat, AT_FDCWD, (const char *)arg, O_RDONLY);
+    return NULL;
+}
+
+// fifo FIFO FILE: four threads open FIFO (no writer: natively they
+// block), then the main thread opens FILE; exits without waiting for them.
+static int fifo_then_open(const char *fifo, const char *file) {
+    pthread_t t;
+    for (int i = 0; i < 4; i++) pthread_create(&t, NULL, open_blocking, (void *)fifo);
+    usleep(200000);
+    return report_fd(syscall(SYS_openat, AT_FDCWD, file, O_RDONLY));
+}
+
+// churn ROUNDS PATH: prints `ready`, waits for a line on stdin; then
+// ROUNDS times forks a child that opens PATH in a loop and kills it
+// within a millisecond (threads die mid-request); prints `churned`, waits
+// for a line, opens PATH once more and reports.
+static int churn(long rounds, const char *path) {
+    char line[16];
+    printf("ready\n");
+    if (!fgets(line, sizeof line, stdin)) return 3;
+    for (long i = 0; i < rounds; i++) {
+        pid_t c = fork();
+        if (c == 0) {
+            for (;;) {
+                int fd = syscall(SYS_openat, AT_FDCWD, path, O_RDONLY);
+                if (fd >= 0) close(fd);
+            }
+        }
+        usleep((i * 37) % 1000);
+        kill(c, SIGKILL);
+        waitpid(c, NULL, 0);
+    }
+    printf("churned\n");
+    if (!fgets(line, sizeof line, stdin)) return 3;
+    return report_fd(syscall(SYS_openat, AT_FDCWD, path, O_RDONLY));
+}
+
 #define ARG(i) (argc > (i) ? argv[i] : (fprintf(stderr, "missing argument %d\n", i), exit(2), ""))
 
 int main(int argc, char **argv) {
@@ -603,6 +692,13 @@ int main(int argc, char **argv) {
         printf("ok ino %llu\n", (unsigned long long)st.st_ino);
         return 0;
     }
+    // --- serving under load ---
+    if (!strcmp(a, "threads"))
+        return threads(atoi(ARG(2)), atol(ARG(3)), ARG(4), ARG(5));
+    if (!strcmp(a, "fifo"))
+        return fifo_then_open(ARG(2), ARG(3));
+    if (!strcmp(a, "churn"))
+        return churn(atol(ARG(2)), ARG(3));
     fprintf(stderr, "unknown attempt %s\n", a);
     return 2;
 }

@@ -1,0 +1,157 @@
+//! Serving transparent-mode notifications under load, with the static
+//! escape probe (`tests/data/transparent/escape-probe.c`): many target
+//! threads at once, a FIFO without a writer that must not stall the broker,
+//! and target processes killed in the middle of their requests (the broker
+//! keeps serving and holds no more fds afterwards than before).
+#![allow(clippy::disallowed_methods, clippy::unwrap_used, clippy::expect_used)]
+
+use std::io::{BufRead, BufReader, Write};
+use std::os::unix::fs::MetadataExt;
+use std::path::PathBuf;
+use std::process::{Command, Stdio};
+use std::time::Duration;
+
+use openhook_tests::broker::{fd_count, wait_or_kill};
+use openhook_tests::transparent as tp;
+
+struct Fx {
+    _dir: tempfile::TempDir,
+    s: PathBuf,
+    probe: PathBuf,
+    policy: PathBuf,
+}
+
+impl Fx {
+    fn new() -> Fx {
+        let dir = tempfile::tempdir().unwrap();
+        let s = dir.path().to_path_buf();
+        std::fs::create_dir_all(s.join("allowed")).unwrap();
+        std::fs::create_dir_all(s.join("outside")).unwrap();
+        std::fs::write(s.join("allowed/file"), b"inside").unwrap();
+        std::fs::write(s.join("outside/secret"), b"secret").unwrap();
+        let fifo = s.join("allowed/fifo");
+        let st = Command::new("mkfifo").arg(&fifo).status().unwrap();
+        assert!(st.success());
+        let probe = s.join("escape-probe");
+        tp::gcc(&tp::source("escape-probe.c"), &probe, &["-static"]);
+        let policy = s.join("policy.toml");
+        let d = s.display();
+        std::fs::write(
+            &policy,
+            format!(
+                "version = 1\ndeny_errno = \"EPERM\"\n\n\
+                 [[allow]]\npath = \"{d}/allowed/\"\naccess = \"r\"\ntypes = [\"file\", \"fifo\"]\n"
+            ),
+        )
+        .unwrap();
+        Fx {
+            _dir: dir,
+            s,
+            probe,
+            policy,
+        }
+    }
+
+    fn ps(&self, rel: &str) -> String {
+        self.s.join(rel).display().to_string()
+    }
+
+    fn run(&self, confined: bool, args: &[&str]) -> String {
+        let mut c = if confined {
+            tp::command(&self.policy, None, &[], &self.probe, args)
+        } else {
+            let mut c = Command::new(&self.probe);
+            c.args(args);
+            c
+        };
+        let mut child = c
+            .stdin(Stdio::null())
+            .stdout(Stdio::piped())
+            .stderr(Stdio::piped())
+            .spawn()
+            .unwrap();
+        let out = child.stdout.take().unwrap();
+        let t = std::thread::spawn(move || std::io::read_to_string(out).unwrap());
+        let st = wait_or_kill(&mut child, Duration::from_secs(60));
+        let out = t.join().unwrap();
+        assert!(st.success(), "{args:?} (confined {confined}): {st:?} {out}");
+        out.trim().to_string()
+    }
+}
+
+#[test]
+fn many_threads_at_once_each_get_their_own_answer() {
+    let f = Fx::new();
+    let args = [
+        "threads",
+        "16",
+        "300",
+        &f.ps("allowed/file"),
+        &f.ps("outside/secret"),
+    ];
+    // Unconfined both files open (the outside one is no EPERM: all "bad").
+    assert_eq!(
+        f.run(false, &args),
+        "ok threads inside=4800 denied=0 bad=4800"
+    );
+    // Confined: every inside open is that file, every outside one EPERM.
+    assert_eq!(
+        f.run(true, &args),
+        "ok threads inside=4800 denied=4800 bad=0"
+    );
+}
+
+#[test]
+fn a_fifo_without_writer_stalls_nothing() {
+    let f = Fx::new();
+    let file = std::fs::metadata(f.s.join("allowed/file")).unwrap();
+    let want = format!("ok fd {} {}", file.dev(), file.ino());
+    let args = ["fifo", &f.ps("allowed/fifo"), &f.ps("allowed/file")];
+    // Unconfined the FIFO's open blocks its thread; the other one goes on.
+    assert_eq!(f.run(false, &args), want);
+    // Confined the broker must not block on it either (nor stop serving).
+    assert_eq!(f.run(true, &args), want);
+}
+
+#[test]
+fn targets_killed_mid_request_leave_the_broker_serving_and_leak_nothing() {
+    let f = Fx::new();
+    let file = std::fs::metadata(f.s.join("allowed/file")).unwrap();
+    let mut child = tp::command(
+        &f.policy,
+        None,
+        &[],
+        &f.probe,
+        ["churn", "300", &f.ps("allowed/file")],
+    )
+    .stdin(Stdio::piped())
+    .stdout(Stdio::piped())
+    .stderr(Stdio::null())
+    .spawn()
+    .unwrap();
+    let broker = child.id();
+    let mut stdin = child.stdin.take().unwrap();
+    let mut out = BufReader::new(child.stdout.take().unwrap());
+    let mut line = String::new();
+    out.read_line(&mut line).unwrap();
+    assert_eq!(line.trim(), "ready");
+    let before = fd_count(broker);
+    writeln!(stdin, "go").unwrap();
+    line.clear();
+    out.read_line(&mut line).unwrap();
+    assert_eq!(line.trim(), "churned");
+    // Let any request still being served finish.
+    std::thread::sleep(Duration::from_millis(200));
+    let after = fd_count(broker);
+    writeln!(stdin, "go").unwrap();
+    line.clear();
+    out.read_line(&mut line).unwrap();
+    assert_eq!(
+        line.trim(),
+        format!("ok fd {} {}", file.dev(), file.ino()),
+        "the broker no longer serves after 300 killed targets"
+    );
+    let st = wait_or_kill(&mut child, Duration::from_secs(60));
+    assert!(st.success(), "{st:?}");
+    assert_eq!(after, before, "broker fds before and after the churn");
+}
