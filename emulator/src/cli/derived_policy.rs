@@ -19,8 +19,9 @@
 //! the re-exec can hand the chardev `fd=N` instead of `path=P`.
 #![forbid(unsafe_code)]
 
-use std::fmt::Write as _;
 use std::path::{Path, PathBuf};
+
+use serde::Serialize;
 
 use super::error::CliError;
 use crate::fds::fdset::FDSET_PREFIX;
@@ -181,63 +182,87 @@ pub fn derive(cfg: &MachineConfig) -> Result<DerivedPolicy, CliError> {
         }
     }
 
-    let mut out = String::from(
-        "# Derived by openhook-emulator from its own command line.\n\
-         version = 1\n\
-         deny_errno = \"EACCES\"\n",
-    );
+    let mut allow = Vec::with_capacity(rules.len());
     for r in &rules {
-        // A policy rule for `/` covers the whole tree (design §5), so a
-        // file option naming `/` would grant every file.
+        // A policy rule for `/` covers the whole tree (docs/policy.md), so
+        // a file option naming `/` would grant every file.
         if r.path == Path::new("/") {
             return Err(CliError::global(
                 "/: names the root directory, not a file (the derived policy grants named files only)",
             ));
         }
-        let path = toml_string(&r.path)?;
-        let _ = write!(
-            out,
-            "\n[[allow]]\npath = {path}\naccess = \"{}\"\n",
-            r.access.as_str()
-        );
-        if r.create {
-            out.push_str("create = true\n");
-        }
-        if r.types != ["file"] {
-            let types: Vec<String> = r.types.iter().map(|t| format!("\"{t}\"")).collect();
-            let _ = writeln!(out, "types = [{}]", types.join(", "));
-        }
+        allow.push(AllowEntry {
+            path: policy_path(&r.path)?,
+            access: r.access.as_str(),
+            create: r.create,
+            types: (r.types != ["file"]).then(|| r.types.clone()),
+        });
     }
-    for l in &listens {
-        let path = toml_string(&l.path)?;
-        let _ = write!(out, "\n[[listen]]\npath = {path}\nfd = {}\n", l.fd);
-    }
-    out.push_str("\n[sandbox]\nmode = \"require\"\n");
-    Ok(DerivedPolicy { toml: out, listens })
+    let listen = listens
+        .iter()
+        .map(|l| {
+            Ok(ListenEntry {
+                path: policy_path(&l.path)?,
+                fd: l.fd,
+            })
+        })
+        .collect::<Result<_, CliError>>()?;
+    let doc = PolicyDocument {
+        version: 1,
+        deny_errno: "EACCES",
+        allow,
+        listen,
+        sandbox: SandboxTable { mode: "require" },
+    };
+    let body = toml::to_string(&doc)
+        .map_err(|e| CliError::global(format!("writing the derived policy: {e}")))?;
+    let toml = format!("# Derived by openhook-emulator from its own command line.\n{body}");
+    Ok(DerivedPolicy { toml, listens })
 }
 
-/// A TOML basic string for `path` (absolute, UTF-8).
-fn toml_string(path: &Path) -> Result<String, CliError> {
+/// The policy file's shape, as far as a derived policy uses it
+/// (docs/policy.md); serialised with the `toml` crate.
+#[derive(Serialize)]
+struct PolicyDocument {
+    version: i64,
+    deny_errno: &'static str,
+    allow: Vec<AllowEntry>,
+    #[serde(skip_serializing_if = "Vec::is_empty")]
+    listen: Vec<ListenEntry>,
+    sandbox: SandboxTable,
+}
+
+#[derive(Serialize)]
+struct AllowEntry {
+    path: String,
+    access: &'static str,
+    #[serde(skip_serializing_if = "std::ops::Not::not")]
+    create: bool,
+    /// Omitted for the default, `["file"]`.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    types: Option<Vec<&'static str>>,
+}
+
+#[derive(Serialize)]
+struct ListenEntry {
+    path: String,
+    fd: i32,
+}
+
+#[derive(Serialize)]
+struct SandboxTable {
+    mode: &'static str,
+}
+
+/// `path` as policy text: absolute and UTF-8, or an error naming it.
+fn policy_path(path: &Path) -> Result<String, CliError> {
     let text = path
         .to_str()
         .ok_or_else(|| CliError::global(format!("{}: path is not valid UTF-8", path.display())))?;
     if !path.is_absolute() {
         return Err(CliError::global(format!("{text}: path is not absolute")));
     }
-    let mut s = String::with_capacity(text.len() + 2);
-    s.push('"');
-    for c in text.chars() {
-        match c {
-            '"' => s.push_str("\\\""),
-            '\\' => s.push_str("\\\\"),
-            c if c.is_control() => {
-                let _ = write!(s, "\\u{:04X}", u32::from(c));
-            }
-            c => s.push(c),
-        }
-    }
-    s.push('"');
-    Ok(s)
+    Ok(text.to_string())
 }
 
 #[cfg(test)]
