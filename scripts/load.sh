@@ -1,5 +1,6 @@
 #!/usr/bin/env bash
-# Load run (issue #6 must-have 4; not part of CI): prints figures.
+# Load run (not part of CI): many brokered opens and a long QMP session
+# side by side; prints figures (docs/performance.md).
 #
 #   scripts/load.sh            # 4 pairs x 100000 opens, QMP for 60 s
 #   OPENS=20000 QMP_SECONDS=10 scripts/load.sh

@@ -1,5 +1,6 @@
 //! The validated machine model: what `cli/` produces and `machine/`,
-//! `devices/` and `qmp/` consume (style R7.2). No QEMU spellings here.
+//! `devices/` and `qmp/` consume: they never see clap, QemuOpts strings or
+//! TOML. No QEMU spellings here.
 //!
 //! Integer fd numbers appear only as `InheritedFd` values naming what the
 //! command line said; `fds::inherited` is the one place they become fds.

@@ -1,4 +1,4 @@
-//! QEMU iotest 045's fd-set and getfd cases (design §9), run through the
+//! QEMU iotest 045's fd-set and getfd cases (docs/testing.md), run through the
 //! real commands over a real Unix socket against the emulator's real fd
 //! store (`fds::open::Opener`) and `getfd` table (`fds::named`).
 #![allow(clippy::disallowed_methods)]

@@ -1,5 +1,5 @@
 //! The monitor server over real Unix sockets with real fds: protocol,
-//! SCM_RIGHTS intake (design §8), getfd/closefd, named fds surviving a
+//! SCM_RIGHTS intake (docs/qmp.md), getfd/closefd, named fds surviving a
 //! reconnect, events, hostile input. Client side: openhook-wire's client.
 
 use std::io::{Read, Write};

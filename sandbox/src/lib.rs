@@ -1,5 +1,5 @@
 //! openhook-sandbox: layered confinement (pre-exec hardening, capabilities,
-//! Landlock, seccomp) in a fixed order, per design §6.
+//! Landlock, seccomp) in a fixed order (docs/sandbox.md).
 //!
 //! - [`enter`] — the emulator's full confinement, at the top of `main`.
 //! - [`PreExec`] — prepared in the broker before fork, applied in the child

@@ -49,7 +49,7 @@ static int sock = -1;
 static const char *path;
 static pthread_mutex_t lock = PTHREAD_MUTEX_INITIALIZER;
 
-// One QEMU_OPEN round trip (design §3); returns the received fd or -1.
+// One QEMU_OPEN round trip (docs/protocol.md); returns the received fd or -1.
 static int hook_open(uint32_t flags) {
     unsigned char buf[8 + 10 + 4096];
     uint16_t len = (uint16_t)strlen(path);

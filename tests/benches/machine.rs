@@ -17,7 +17,7 @@
 //! firmware and the disk, and the default sandbox (`require`): the times
 //! then include the broker's start-up, the brokered opens and the
 //! sandbox; peak RSS is given for the broker and the emulator separately.
-//! At the end it prints our/QEMU ratios against issue 4's goals.
+//! At the end it prints our/QEMU ratios (docs/performance.md).
 //!
 //! Run: `cargo build --release -p openhook-emulator -p openhook-broker &&
 //! cargo bench -p openhook-tests --bench machine`.

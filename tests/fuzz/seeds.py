@@ -2,7 +2,7 @@
 """Writes the committed seed corpus, tests/fuzz/corpus/<target>/<name>.
 
 Hand-made, small, meaningful inputs for each target: the golden frames of
-wire/tests/vectors.rs, the policies of design §5 and docs/policy.md, the
+wire/tests/vectors.rs, the policies of docs/policy.md, the
 QMP transcripts of QEMU's qmp-test and iotest 045, QEMU command lines,
 valid and hostile virtqueue layouts, fd-set operation sequences. The
 structured targets' byte formats are documented at the top of each target.

@@ -1,5 +1,5 @@
 //! A hostile hook client (the test peer, run as the broker's child) sends
-//! every bad input of design §4. Each gets the specified reply or a closed
+//! every bad input of docs/protocol.md. Each gets the specified reply or a closed
 //! connection plus a log line; the broker survives, exits with the child's
 //! status, and leaks no fd.
 #![allow(clippy::disallowed_methods)]

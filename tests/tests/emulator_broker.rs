@@ -1,5 +1,5 @@
-//! openhook-emulator launched by the real openhook-broker (issue 4's
-//! policy tests): a policy allowing exactly `/dev/kvm`, the firmware, the
+//! openhook-emulator launched by the real openhook-broker, under
+//! policies: a policy allowing exactly `/dev/kvm`, the firmware, the
 //! disk and a serial-log directory; a read-only drive; a drive outside the
 //! policy. (The fully-confined successful run is in sandbox_emulator.rs.)
 //! KVM tests fail, never skip, with OPENHOOK_REQUIRE_KVM=1.

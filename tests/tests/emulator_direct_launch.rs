@@ -1,8 +1,9 @@
 //! `openhook-emulator` launched directly, the QEMU way, with the sandbox
-//! on (issue 5 must-have 7): it re-executes itself, same pid, as
+//! on (docs/decisions/direct-launch-reexec.md): it re-executes itself, same pid, as
 //! `openhook-broker` with a policy derived from its command line, and the
 //! broker launches the confined emulator. Real binaries, real KVM, real
-//! launchers (Perl as in seed 000, `systemd-socket-activate`).
+//! launchers (a Perl launcher passing a pre-opened monitor socket,
+//! `systemd-socket-activate`).
 //!
 //! KVM tests are skipped without /dev/kvm unless `OPENHOOK_REQUIRE_KVM=1`,
 //! which makes them fail instead.

@@ -2,7 +2,7 @@
 //! a real Debian kernel (the uncompressed vmlinux that
 //! scripts/fetch-test-kernel.sh unpacks) must reach its first earlyprintk
 //! lines on the emulated 8250. On PVM hosts the kernel runs largely
-//! emulated, so the test stops there (design §7): a full boot needs a
+//! emulated, so the test stops there (docs/machine.md): a full boot needs a
 //! real-KVM host.
 //!
 //! Skipped when no kernel is present, unless OPENHOOK_REQUIRE_KERNEL=1;

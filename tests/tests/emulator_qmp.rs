@@ -1,7 +1,7 @@
 //! The real `openhook-emulator` binary running the bundled firmware,
 //! driven over QMP by real clients: Python `qemu.qmp` (as its own
-//! launcher, passing the monitor socket with `pass_fds`), seed 000's Perl
-//! launcher with socat as the client, and `systemd-socket-activate`.
+//! launcher, passing the monitor socket with `pass_fds`), a QEMU-style Perl
+//! launcher passing a pre-opened monitor socket, with socat as the client, and `systemd-socket-activate`.
 //!
 //! These tests need /dev/kvm: without it they are skipped, unless
 //! `OPENHOOK_REQUIRE_KVM=1`, which makes them fail instead.
@@ -157,7 +157,7 @@ fn seed_000_perl_launcher_with_socat_connects_once() {
     let mut args = machine_args(dir.path());
     args.push("-S".into());
     // The launcher binds and listens before it execs, so once the process
-    // is the emulator a single connect() must succeed (seed 000's point).
+    // is the emulator a single connect() must succeed (the point of handing over a pre-opened socket).
     let child = Command::new("perl")
         .arg(&launcher)
         .args(&args)

@@ -1,4 +1,4 @@
-//! Faults injected into real processes (issue #6, must-have 3):
+//! Faults injected into real processes:
 //! - the child / the emulator SIGKILLed at random points while opens and
 //!   guest I/O are in flight: the broker exits 128+9, reaps it (no zombie),
 //!   and every audit line parses;

@@ -1,4 +1,4 @@
-//! Style R4.2: `unsafe` appears only in the files listed in
+//! `unsafe` appears only in the files listed in
 //! docs/dev/unsafe.md, and every listed file still needs it.
 
 #![allow(clippy::disallowed_methods)]

@@ -44,7 +44,7 @@ impl Drop for Qemu {
 }
 
 /// Starts QEMU paused on a monitor socket we bind and listen on first and
-/// hand over as `fd=N` (seed 000's way), so connecting needs no retry.
+/// hand over as `fd=N` (as a QEMU-style launcher does), so connecting needs no retry.
 fn start_qemu(qemu: &Path) -> Qemu {
     let dir = tempfile::tempdir().unwrap();
     let sock = dir.path().join("qmp.sock");

@@ -1,5 +1,5 @@
 //! Golden byte vectors for the `-open-hook-fd` frames, written out by hand
-//! from the layout in design §4 / docs/protocol.md (host byte order; these
+//! from the layout in docs/protocol.md (host byte order; these
 //! are the little-endian spellings, so the file only runs on
 //! little-endian hosts — every Linux target openhook builds for).
 //!

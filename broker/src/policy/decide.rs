@@ -11,7 +11,7 @@ use rustix::fs::ResolveFlags;
 use super::flags::{self, FlagError, O_CLOEXEC, O_NOCTTY, O_NONBLOCK, O_TRUNC};
 use super::model::{Access, FileType, FileTypes, Policy, RootId, RuleId};
 
-/// Longest name a request may carry (design §4: longer → `ENAMETOOLONG`).
+/// Longest name a request may carry (longer → `ENAMETOOLONG`, docs/protocol.md).
 pub const MAX_PATH: usize = 4095;
 
 /// What to open, from where, and how. Built only by [`decide`].

@@ -32,7 +32,7 @@ pub const O_TRUNC: u32 = OFlags::TRUNC.bits();
 pub const O_PATH: u32 = OFlags::PATH.bits();
 pub const O_TMPFILE: u32 = OFlags::TMPFILE.bits();
 
-/// Every flag a request may carry besides the access mode (design §5).
+/// Every flag a request may carry besides the access mode (docs/policy.md).
 /// `O_SYNC` contributes both of its bits, so `__O_SYNC` alone is accepted as
 /// the kernel accepts it (it implies `O_DSYNC`).
 pub const KNOWN: u32 = O_APPEND

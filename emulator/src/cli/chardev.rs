@@ -1,5 +1,5 @@
 //! `-chardev`, `-serial`, `-mon`, and the legacy `-qmp`/`-monitor` forms
-//! (pure). Socket rules follow design §8 and QEMU's
+//! (pure). Socket rules follow docs/qmp.md and QEMU's
 //! `qmp_chardev_validate_socket`.
 #![forbid(unsafe_code)]
 

@@ -361,7 +361,7 @@ mod tests {
 
     #[test]
     fn qemu_microvm_test_command_line() {
-        // The command line the firmware test runs on QEMU (design §7), plus ours.
+        // The command line the firmware test runs on QEMU (docs/machine.md), plus ours.
         let c = parse(&[
             "-M",
             "microvm,x-option-roms=off,pit=off,pic=off,rtc=off",

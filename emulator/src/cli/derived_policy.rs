@@ -1,6 +1,7 @@
 //! The broker policy an emulator derives from its own command line when it
-//! is started without `-open-hook-fd` and with the sandbox on (issue 5
-//! must-have 7; design §3, policy format of design §5). Pure: the re-exec
+//! is started without `-open-hook-fd` and with the sandbox on
+//! (docs/decisions/direct-launch-reexec.md; the format is docs/policy.md's).
+//! Pure: the re-exec
 //! as `openhook-broker` is done by `main.rs`.
 //!
 //! Rules, all exact files (no directory rules):
@@ -367,7 +368,7 @@ mode = "require"
             }]
         );
         assert_eq!(passthrough_fds(&c), vec![3, 12]);
-        // The text is valid TOML of the shape design §5 describes.
+        // The text is valid TOML of the shape docs/policy.md describes.
         let v: toml::Value = toml::from_str(&d.toml).unwrap();
         assert_eq!(v["version"].as_integer(), Some(1));
         assert_eq!(v["allow"].as_array().unwrap().len(), 8);

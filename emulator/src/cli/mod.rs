@@ -1,4 +1,4 @@
-//! The QEMU-compatible command line (style R7.1, R7.2): argv → recognised
+//! The QEMU-compatible command line, apart from the machine model: argv → recognised
 //! options (`args`) → QemuOpts per option (`qemu_opts`) → the validated
 //! [`MachineConfig`](crate::vm_config::MachineConfig) (`config`). QEMU
 //! spellings live only here. Nothing in this module touches the OS.

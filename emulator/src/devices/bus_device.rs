@@ -14,7 +14,8 @@ pub enum BusEffect {
 }
 
 /// A device on a bus. Offsets are relative to the device's base; width and
-/// offset come from the guest and are hostile (style R5.5).
+/// offset come from the guest and are hostile: an unknown register
+/// ignores writes and reads zeros.
 pub trait BusDevice: Send {
     fn read(&mut self, offset: u64, data: &mut [u8]);
     fn write(&mut self, offset: u64, data: &[u8]) -> BusEffect;

@@ -1,4 +1,4 @@
-//! fd sets (design §8): the rules on metadata only (pure core).
+//! fd sets (docs/qmp.md): the rules on metadata only (pure core).
 //!
 //! The core knows each fd by its number ([`FdNum`], the number QMP reports
 //! in `add-fd` and `query-fdsets`) and the status flags it had; the shell

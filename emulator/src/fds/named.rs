@@ -1,4 +1,4 @@
-//! The `getfd`/`closefd` name table (design §8). It owns the fds; dropping
+//! The `getfd`/`closefd` name table (docs/qmp.md). It owns the fds; dropping
 //! an entry closes it. Named fds belong to the monitor, not to a client
 //! connection, so they survive reconnects.
 

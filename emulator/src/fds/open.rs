@@ -1,6 +1,6 @@
 //! The one function in the emulator that opens files: [`Opener::open`].
 //!
-//! - `/dev/fdset/N` resolves through the fd sets (design §8): the newest
+//! - `/dev/fdset/N` resolves through the fd sets (docs/qmp.md): the newest
 //!   member whose access mode and `O_DIRECT` match is duplicated with
 //!   `F_DUPFD_CLOEXEC`, the requested status flags are applied with
 //!   `F_SETFL` (an `O_SYNC` mismatch is `EINVAL`), and `O_TRUNC` (or
@@ -575,7 +575,8 @@ mod tests {
             .is_direct());
     }
 
-    /// No emulator source outside this file opens a path (issue 4 must-have 4).
+    /// No emulator source outside this file opens a path: every file comes
+    /// through the open hook, a declared fd or an fd set.
     /// Test modules (from the first `#[cfg(test)]` of a file) are skipped.
     #[test]
     fn no_other_module_opens_files() {

@@ -7,7 +7,7 @@
 //! populated transport, as QEMU microvm's `auto-kernel-cmdline` does.
 //!
 //! On PVM dev hosts a distribution kernel does not boot in useful time
-//! (design §7); only its first serial output can be checked there.
+//! (docs/machine.md); only its first serial output can be checked there.
 #![forbid(unsafe_code)]
 
 use std::fs::File;

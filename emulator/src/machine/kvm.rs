@@ -1,5 +1,6 @@
 //! The machine's only `unsafe` code: turning the brokered `/dev/kvm` fd
-//! into a [`Kvm`] (style R3.3), registering guest memory with KVM, and
+//! into a [`Kvm`] (the one place an fd becomes an integer again),
+//! registering guest memory with KVM, and
 //! reading the internal-error detail out of the shared `kvm_run` page.
 #![allow(unsafe_code)]
 

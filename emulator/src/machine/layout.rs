@@ -1,5 +1,5 @@
 //! The guest-physical map of the machine, compatible with QEMU's `microvm`
-//! (design §7). Pure: addresses and sizes only, no KVM, no memory.
+//! (docs/machine.md). Pure: addresses and sizes only, no KVM, no memory.
 //!
 //! ```text
 //! 0x0000_0000 ..                RAM (low part)

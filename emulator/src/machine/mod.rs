@@ -1,4 +1,4 @@
-//! The KVM micro-VM: a QEMU `microvm`-compatible machine (design §7).
+//! The KVM micro-VM: a QEMU `microvm`-compatible machine (docs/machine.md).
 //!
 //! The machine never opens a path: [`Machine::build`] takes a validated
 //! [`MachineConfig`] and the files it names, already open, as

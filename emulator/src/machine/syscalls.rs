@@ -1,5 +1,5 @@
 //! What the machine's threads (vCPU threads and the supervisor) ask of
-//! the kernel once the sandbox is on (style §11): the syscalls, and the
+//! the kernel once the sandbox is on (each module lists its own; docs/sandbox.md): the syscalls, and the
 //! exact KVM ioctl request numbers for seccomp argument filtering.
 //! Building the machine (before or after `sandbox::enter`) also needs
 //! `mmap` for guest RAM, `eventfd2`, `rt_sigaction`, `clone3`/`clone`.

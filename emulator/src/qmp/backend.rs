@@ -48,7 +48,7 @@ pub trait MachineBackend: Send + Sync {
 }
 
 /// The emulator's fd sets and open entry, as the monitor uses them
-/// (design §8). Errors carry QEMU's texts.
+/// (docs/qmp.md). Errors carry QEMU's texts.
 pub trait FdSets: Send + Sync {
     /// `add-fd`: `set` `None` takes the lowest free id from 0. On error
     /// the fd is closed.

@@ -1,6 +1,6 @@
 //! `QmpError { class, desc }` and the QEMU texts clients match on. This is
 //! the one mapping from internal errors to what a QMP client sees
-//! (style R6.3); the constants are tested byte for byte.
+//! (and the only one); the constants are tested byte for byte.
 #![forbid(unsafe_code)]
 
 use openhook_wire::qmp::{ErrorBody, ErrorClass, JsonError};

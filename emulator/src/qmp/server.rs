@@ -9,7 +9,7 @@
 //!   command's bytes) become the connection's *pending batch*: a newer
 //!   batch closes the older one, a command that takes an fd takes the
 //!   first and closes the rest, and whatever is left when the client goes
-//!   is closed (design §8).
+//!   is closed (docs/qmp.md).
 //! - Events are queued per connection and written by the connection's own
 //!   thread, so a client that stops reading stalls only itself; a queue
 //!   over [`EVENT_QUEUE_MAX`](super::hub::EVENT_QUEUE_MAX) drops its oldest events.

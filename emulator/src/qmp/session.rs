@@ -1,9 +1,9 @@
 //! One QMP conversation, without I/O: bytes in, reply bytes and effects
-//! out (style R2.3). It owns the JSON splitter, validates each request's
+//! out as data for `server` to perform. It owns the JSON splitter, validates each request's
 //! shape, enforces capabilities negotiation, echoes `id`, and hands
 //! well-formed commands of a negotiated session to a [`Handler`].
 //!
-//! Behaviour matches QEMU's monitor (design §8): errors for malformed
+//! Behaviour matches QEMU's monitor (docs/qmp.md): errors for malformed
 //! input carry QEMU's texts and leave the connection usable; every
 //! message ends with CRLF; events are suppressed until negotiation.
 #![forbid(unsafe_code)]

@@ -1,6 +1,6 @@
 //! Launched directly (no `-open-hook-fd`, sandbox on): the emulator
 //! re-executes itself, same pid, as `openhook-broker` with a policy derived
-//! from its own command line (issue 5 must-have 7, design §3).
+//! from its own command line (docs/decisions/direct-launch-reexec.md).
 //!
 //! - The policy text (`cli::derived_policy::derive`) goes to the broker in
 //!   a memfd (`memfd_create` opens no path) at a number above every fd the

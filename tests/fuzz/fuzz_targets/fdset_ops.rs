@@ -1,5 +1,5 @@
 //! fd-set rules (`emulator/src/fds/fdset.rs`) as an operation stream
-//! against a naive model written from design §8 (cf. Cloud Hypervisor's
+//! against a naive model written from docs/qmp.md (cf. Cloud Hypervisor's
 //! serial target, input read as operations).
 //!
 //! Oracles, after every operation:

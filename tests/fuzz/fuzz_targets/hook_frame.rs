@@ -11,7 +11,7 @@
 //! - a prefix of a complete frame is `Partial`, with a `needed` that never
 //!   overshoots the frame; a prefix of a bad frame is `Partial` or the same
 //!   error;
-//! - framing errors agree with the header fields (design §4 limits);
+//! - framing errors agree with the header fields (docs/protocol.md limits);
 //! - a stream of frames decodes frame by frame to the same bytes;
 //! - replies: `decode_reply` accepts exactly size 12 with a result of 0 or
 //!   `-1..=-4095`, and round-trips.
@@ -29,7 +29,7 @@ fn u32_at(b: &[u8], at: usize) -> u32 {
     u32::from_ne_bytes([b[at], b[at + 1], b[at + 2], b[at + 3]])
 }
 
-/// What design §4 says about a buffer that holds at least a header.
+/// What docs/protocol.md says about a buffer that holds at least a header.
 fn expected_error(buf: &[u8]) -> Option<FrameError> {
     let size = u32_at(buf, 0);
     let command = u32_at(buf, 4);
@@ -84,7 +84,7 @@ fn check_one(buf: &[u8]) {
             assert_eq!(reencode(&req, &buf[..used]), &buf[..used]);
             if let Request::Open(o) = req {
                 assert_eq!(o.path.len(), used - OPEN_FIXED_LEN);
-                // Protocol-level name checks agree with design §4.
+                // Protocol-level name checks agree with docs/protocol.md.
                 let want = if o.path.is_empty() {
                     Err(PathError::Empty)
                 } else if o.path.len() > MAX_FILENAME {

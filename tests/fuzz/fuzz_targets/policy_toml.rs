@@ -14,7 +14,7 @@
 //! - parsing in batches of one section (`parse_batched(.., 1)`) gives the
 //!   same policy or the same error as parsing the document whole;
 //! - `decide` on every rule path (and one name below it) agrees with the
-//!   naive model of design §5 built from the parsed rules.
+//!   naive model of docs/policy.md built from the parsed rules.
 #![no_main]
 
 use libfuzzer_sys::fuzz_target;

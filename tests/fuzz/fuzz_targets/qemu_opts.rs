@@ -12,7 +12,7 @@
 //!   `get` and `OptsReader::take` return; `finish` names a leftover;
 //! - argv: a command line the emulator accepts has at most 24 drives; its
 //!   paths, made absolute, have no `.`/`..` component; the policy the
-//!   emulator derives from it (for the re-exec as the broker, design §3) is
+//!   emulator derives from it (for the re-exec as the broker, docs/decisions/direct-launch-reexec.md) is
 //!   accepted by the broker's own parser, has only exact-file rules (never
 //!   a directory tree), and grants each derived rule's access on its path — unless a path is over the 4095-byte (rule) or
 //!   107-byte (socket) limits, which the broker must then name.

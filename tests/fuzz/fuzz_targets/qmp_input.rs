@@ -17,7 +17,7 @@
 //! - memory held for an incomplete message stays within the limits (the
 //!   message so far and the token in progress, each at most `max_bytes`);
 //! - after any input, `0xFF`, newline and a command get that command's
-//!   answer (the connection recovers, design §8);
+//!   answer (the connection recovers, docs/qmp.md);
 //! - no fd is leaked: after the monitor is dropped, the lowest free fd
 //!   number is what it was before the input.
 #![no_main]

@@ -1,4 +1,4 @@
-//! A naive model of the policy rules of design §5, written from the text
+//! A naive model of the policy rules of docs/policy.md, written from the text
 //! and not from `broker/src/policy/`: a linear scan over the rules instead
 //! of the component trie, kernel flag values spelled out as numbers.
 //! Used as the oracle of `policy_decide` and `policy_toml`.
@@ -27,7 +27,7 @@ pub const O_SYNC: u32 = 0o4010000;
 pub const O_PATH: u32 = 0o10000000;
 pub const O_TMPFILE: u32 = 0o20200000;
 
-/// The flags design §5 lists besides the access mode; every other bit is
+/// The flags docs/policy.md lists besides the access mode; every other bit is
 /// refused.
 pub const LISTED: [u32; 15] = [
     O_APPEND,
@@ -222,7 +222,7 @@ fn deny(reason: DenyReason) -> Expect {
     }
 }
 
-/// Design §4/§5, the decision for one request.
+/// The decision for one request (docs/protocol.md, docs/policy.md).
 pub fn decide(rules: &[ModelRule], path: &[u8], flags: u32, mode: u32) -> Expect {
     // The name's shape.
     if path.is_empty() {

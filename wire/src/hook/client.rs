@@ -1,7 +1,7 @@
 //! A blocking `-open-hook-fd` client, safe to share between threads.
 //!
 //! Requests are serialised by a mutex: strictly one request in flight per
-//! connection (design §4). Any protocol violation by the broker (a reply
+//! connection (docs/protocol.md). Any protocol violation by the broker (a reply
 //! with the wrong command, a success without an fd, an fd with a failure,
 //! more than one fd, a bad reply size) closes every fd that came with the
 //! reply, fails the call and marks the connection broken: later calls fail

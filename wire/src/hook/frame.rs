@@ -1,4 +1,4 @@
-//! The `-open-hook-fd` frame layout (design §4): pure encoders and a
+//! The `-open-hook-fd` frame layout (docs/protocol.md): pure encoders and a
 //! push-style request decoder. No I/O, no allocation while decoding.
 //!
 //! Request: `u32 message_size` (whole frame), `u32 command`, payload.
@@ -27,7 +27,7 @@ pub const MAX_MESSAGE: usize = HEADER_LEN + MAX_PAYLOAD;
 pub const MAX_FILENAME: usize = 4095;
 
 /// A framing violation. The connection cannot be resynchronised after
-/// one of these: the server closes it (design §4).
+/// one of these: the server closes it (docs/protocol.md).
 #[derive(Debug, Clone, Copy, PartialEq, Eq, thiserror::Error)]
 pub enum FrameError {
     /// `message_size < 8`.

@@ -2,7 +2,7 @@
 //! with a bounded buffer (one maximal frame, `8 + 64 KiB`), yielding
 //! decoded requests, and the reply sender.
 //!
-//! Decisions (design §4, `docs/protocol.md`):
+//! Decisions (`docs/protocol.md`):
 //! - A framing error, EOF in the middle of a frame, or a request carrying
 //!   fds of its own ends the connection: [`Connection::next`] returns the
 //!   error (and keeps returning it); the fds have already been closed. The

@@ -1,7 +1,8 @@
 //! The virtio-mmio transport's register file (virtio 1.x "modern", version
 //! 2), as a pure state machine: `read(offset, data)` / `write(offset, data)
 //! -> MmioEffect`. No guest memory, no fds; the device shell in
-//! `virtio/mod.rs` acts on the effects (style R2.3, R5.5).
+//! `virtio/mod.rs` acts on the effects. Width and offset are hostile:
+//! unknown registers ignore writes and read zeros.
 //!
 //! Width and offset are treated as hostile: registers need aligned 32-bit
 //! accesses; anything else reads zeros and ignores writes, as QEMU does.

@@ -1,6 +1,6 @@
 //! A split virtqueue (virtio 1.x §2.7) over guest RAM, device side.
 //!
-//! Hostile-guest rules (style §5): every ring field is copied out of guest
+//! Hostile-guest rules (docs/machine.md): every ring field is copied out of guest
 //! memory once (`read_obj`/`load`), validated on the copy and never re-read;
 //! no Rust reference into guest RAM exists; indices are taken modulo the
 //! queue size only after being checked; a chain has at most `size`

@@ -8,7 +8,7 @@
 //!   `O_WRONLY|O_CREAT` plus `O_TRUNC` (or `O_APPEND` with `append`),
 //!   mode 0666.
 //! - `socket` with `addr` `{"type": "fd", "data": {"str": NAME}}` naming a
-//!   `getfd` fd (design §8): not a socket → "File descriptor 'NAME' is not
+//!   `getfd` fd (docs/qmp.md): not a socket → "File descriptor 'NAME' is not
 //!   a socket" and closed; server mode calls `listen()`; from QMP `server`
 //!   defaults to true and `wait` to false; TLS with an fd as client is
 //!   refused with QEMU's text (and TLS in general: not supported).

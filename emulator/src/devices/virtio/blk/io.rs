@@ -1,7 +1,7 @@
 //! virtio-blk request execution: moves validated ranges between the disk
 //! file and guest RAM. Bulk data goes through `VolatileSlice`
 //! (`read_exact_volatile_from` / `write_all_volatile_to`), never through a
-//! Rust reference into guest memory (style R5.2); a request whose ranges
+//! Rust reference into guest memory (docs/machine.md); a request whose ranges
 //! each lie in one RAM region (all of them, in practice) is one
 //! `preadv`/`pwritev` (`vectored.rs`). Every range is checked
 //! to lie in RAM before any byte moves, so a bad request changes nothing.

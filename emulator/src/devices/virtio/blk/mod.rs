@@ -27,7 +27,7 @@ pub const F_SEG_MAX: u64 = 1 << 2;
 pub const F_RO: u64 = 1 << 5;
 pub const F_FLUSH: u64 = 1 << 9;
 
-/// Syscalls the block device makes while the guest runs (style §11).
+/// Syscalls the block device makes while the guest runs (each module lists its own; docs/sandbox.md).
 pub const SYSCALLS: &[i64] = &[
     libc::SYS_lseek,
     libc::SYS_read,
