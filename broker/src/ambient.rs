@@ -268,6 +268,12 @@ pub fn open_output(path: &Path) -> Result<File, AmbientError> {
         })
 }
 
+/// A rule root directory as an `O_PATH` fd, for `check --explain`'s look
+/// at the host (the serving broker opens all of them in [`Ambient::open`]).
+pub fn open_rule_root(path: &str) -> Result<OwnedFd, Errno> {
+    open_dir(path)
+}
+
 /// `/` as an `O_PATH` directory (`learn` examines the used paths beneath it).
 pub fn open_root_dir() -> Result<OwnedFd, Errno> {
     open_dir("/")

@@ -38,6 +38,24 @@ impl Request {
     }
 }
 
+/// What resolving an allowed request on this host found: the serving
+/// broker's resolution (`resolve::probe_beneath`: `openat2` beneath the
+/// rule root with the rule's resolve flags, `O_PATH`, then the type check),
+/// made by the caller so this module stays free of syscalls.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum HostFinding {
+    /// Resolved to a file of this type, which the rule allows.
+    Found(FileType),
+    /// Resolved to a file whose type the rule does not allow (`None`: a
+    /// type the policy cannot name).
+    WrongType(Option<FileType>),
+    /// Resolution failed with this errno (`ELOOP`: a symlink on the way
+    /// under a rule that refuses them; `EXDEV`: out of the root; `ENOENT`).
+    Failed(openhook_wire::Errno),
+    /// Not looked at (a root below `/proc/self`, or it could not be opened).
+    Skipped(&'static str),
+}
+
 /// The outcome and its wording.
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct Explanation {
@@ -80,8 +98,82 @@ fn symlink_note(policy: &Policy, id: RuleId) -> &'static str {
     }
 }
 
-/// Explains `req` under `policy`.
+/// The "on this host" line of an allowed request; false when what the host
+/// holds makes the broker refuse (a symlink the rule refuses, an escape
+/// from the root).
+fn host_line(
+    out: &mut String,
+    policy: &Policy,
+    rule: RuleId,
+    host: Option<HostFinding>,
+    create: bool,
+) -> bool {
+    use openhook_wire::Errno;
+    match host {
+        None => true,
+        Some(HostFinding::Found(t)) => {
+            let what = match t {
+                FileType::File => "regular file",
+                FileType::Dir => "directory",
+                FileType::Char => "character device",
+                FileType::Block => "block device",
+                FileType::Fifo => "FIFO",
+                FileType::Socket => "socket",
+            };
+            let _ = writeln!(out, "on this host: resolves to a {what} beneath the root");
+            true
+        }
+        // Handled as a type denial by the caller.
+        Some(HostFinding::WrongType(_)) => false,
+        Some(HostFinding::Skipped(why)) => {
+            let _ = writeln!(out, "on this host: not looked at ({why})");
+            true
+        }
+        Some(HostFinding::Failed(e)) if e == Errno::ELOOP && !policy.rule(rule).follow_symlinks => {
+            let _ = writeln!(
+                out,
+                "on this host: deny ELOOP (40): a symlink on the way, and {} refuses symlinks (follow_symlinks = false)",
+                policy.rule(rule).label()
+            );
+            false
+        }
+        Some(HostFinding::Failed(e)) if e == Errno::EXDEV => {
+            let _ = writeln!(
+                out,
+                "on this host: deny EXDEV (18): a symlink or `..` on the way leads out of the rule root"
+            );
+            false
+        }
+        Some(HostFinding::Failed(e)) if e == Errno::ENOENT && create => {
+            let _ = writeln!(out, "on this host: does not exist yet; the open creates it");
+            true
+        }
+        Some(HostFinding::Failed(e)) => {
+            let _ = writeln!(
+                out,
+                "on this host: the open would fail with {} ({}): the file's own errno, inside the allowed tree",
+                errno_name(e).unwrap_or("errno"),
+                e.get()
+            );
+            true
+        }
+    }
+}
+
+/// Explains `req` under `policy` as a hypothesis: no look at the host
+/// (`req.file_type`, when given, is the type the open would find).
 pub fn explain(policy: &Policy, req: &Request) -> Explanation {
+    explain_on_host(policy, req, |_| None)
+}
+
+/// [`explain`], and for an allowed request without `req.file_type`,
+/// `look` resolves it on this host as the broker would: its finding decides
+/// the type check and tells whether a symlink or an escape from the root
+/// stops the open.
+pub fn explain_on_host<L>(policy: &Policy, req: &Request, look: L) -> Explanation
+where
+    L: FnOnce(&crate::policy::Allowed<'_>) -> Option<HostFinding>,
+{
     let mut losers = Losers::default();
     let decided = decide_traced(policy, &req.path, req.flags(), 0o666, &mut losers);
     let deny_errno =
@@ -104,8 +196,17 @@ pub fn explain(policy: &Policy, req: &Request) -> Explanation {
     }
     let _ = writeln!(out, " (flags {:#o})", req.flags());
 
+    let host = match (&decided, req.file_type) {
+        (Ok(a), None) => look(a),
+        _ => None,
+    };
+    let file_type = match host {
+        Some(HostFinding::Found(t)) => Some(Some(t)),
+        Some(HostFinding::WrongType(t)) => Some(t),
+        _ => req.file_type.map(Some),
+    };
     let allowed = match &decided {
-        Ok(a) if req.file_type.is_none() || a.permits_type(req.file_type) => {
+        Ok(a) if file_type.is_none_or(|t| a.permits_type(t)) => {
             let rule = policy.rule(a.rule);
             let root = &policy.roots[a.root.0];
             let _ = writeln!(out, "decision: allow by {}", cite(policy, a.rule));
@@ -120,7 +221,7 @@ pub fn explain(policy: &Policy, req: &Request) -> Explanation {
                     String::new()
                 }
             );
-            if req.file_type.is_none() {
+            if file_type.is_none() {
                 let _ = writeln!(
                     out,
                     "  the file found must be of type {} (give --type to check one)",
@@ -128,7 +229,7 @@ pub fn explain(policy: &Policy, req: &Request) -> Explanation {
                 );
             }
             let _ = writeln!(out, "  {}", symlink_note(policy, a.rule));
-            true
+            host_line(&mut out, policy, a.rule, host, req.create)
         }
         Ok(a) => {
             let _ = writeln!(
@@ -140,9 +241,17 @@ pub fn explain(policy: &Policy, req: &Request) -> Explanation {
             );
             let _ = writeln!(
                 out,
-                "  type {} is not in types={}",
-                req.file_type.map_or("?", FileType::as_str),
-                a.types
+                "  type {} is not in types={}{}",
+                file_type.flatten().map_or(
+                    "(not file, dir, char, block, fifo or socket)",
+                    FileType::as_str
+                ),
+                a.types,
+                if host.is_some() {
+                    " (found on this host)"
+                } else {
+                    ""
+                }
             );
             false
         }
@@ -259,6 +368,62 @@ follow_symlinks = true
         let e = explain(&p, &req("/srv/vm1/secret/key", Access::ReadWrite));
         assert!(!e.allowed);
         assert_eq!(e.text, output);
+    }
+
+    #[test]
+    fn host_findings_decide_type_and_symlinks() {
+        let p = parse(POLICY, "vm.toml").expect("parses");
+        let r = req("/srv/vm1/disk.img", Access::Read);
+        let with = |f: HostFinding| explain_on_host(&p, &r, |_| Some(f));
+        let e = with(HostFinding::Found(FileType::File));
+        assert!(e.allowed);
+        assert!(
+            e.text.contains("on this host: resolves to a regular file"),
+            "{}",
+            e.text
+        );
+        assert!(!e.text.contains("give --type"), "{}", e.text);
+        let e = with(HostFinding::WrongType(Some(FileType::Dir)));
+        assert!(!e.allowed);
+        assert!(
+            e.text
+                .contains("decision: deny EPERM (1): file type not allowed"),
+            "{}",
+            e.text
+        );
+        assert!(
+            e.text
+                .contains("type dir is not in types=file (found on this host)"),
+            "{}",
+            e.text
+        );
+        let e = with(HostFinding::Failed(openhook_wire::Errno::ELOOP));
+        assert!(!e.allowed);
+        assert!(
+            e.text.contains("deny ELOOP (40): a symlink on the way"),
+            "{}",
+            e.text
+        );
+        let e = with(HostFinding::Failed(openhook_wire::Errno::EXDEV));
+        assert!(!e.allowed);
+        let e = with(HostFinding::Failed(openhook_wire::Errno::ENOENT));
+        assert!(
+            e.allowed,
+            "the policy allows; ENOENT is the file's own errno"
+        );
+        assert!(e.text.contains("fail with ENOENT (2)"), "{}", e.text);
+        // Under a rule that follows symlinks, ELOOP is the kernel's own
+        // (too many links), not a refusal.
+        let r = req("/srv/vm1/ro/x", Access::Read);
+        let e = explain_on_host(&p, &r, |_| {
+            Some(HostFinding::Failed(openhook_wire::Errno::ELOOP))
+        });
+        assert!(e.allowed, "{}", e.text);
+        // With --type the host is not looked at.
+        let mut r = req("/dev/kvm", Access::ReadWrite);
+        r.file_type = Some(FileType::Char);
+        let e = explain_on_host(&p, &r, |_| panic!("looked at the host"));
+        assert!(e.allowed);
     }
 
     #[test]

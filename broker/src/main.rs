@@ -55,9 +55,35 @@ fn explain(policy: &std::path::Path, req: explain::Request) -> ExitCode {
         Ok(p) => p,
         Err(e) => return fail(2, e),
     };
-    let e = explain::explain(&policy, &req);
+    let e = explain::explain_on_host(&policy, &req, |allowed| Some(look(&policy, allowed)));
     print!("{}", e.text);
     ExitCode::from(if e.allowed { 0 } else { 1 })
+}
+
+/// `check --explain`'s look at the host: the allowed request resolved as
+/// serving resolves it, to an `O_PATH` fd (nothing is opened for real).
+fn look(policy: &policy::Policy, allowed: &policy::Allowed<'_>) -> explain::HostFinding {
+    use explain::HostFinding;
+    use openhook_broker::resolve::{self, ResolveError};
+    let path = &policy.roots[allowed.root.0];
+    if resolve::proc_self_root(path).is_some() {
+        return HostFinding::Skipped("a /proc/self root means the asking process");
+    }
+    let root = match ambient::open_rule_root(path) {
+        Ok(fd) => fd,
+        Err(_) => return HostFinding::Skipped("the rule root cannot be opened here"),
+    };
+    match resolve::probe_beneath(root.as_fd(), allowed, false) {
+        Ok(fd) => match rustix::fs::fstat(&fd)
+            .ok()
+            .and_then(|st| policy::FileType::from_st_mode(st.st_mode))
+        {
+            Some(t) => HostFinding::Found(t),
+            None => HostFinding::WrongType(None),
+        },
+        Err(ResolveError::TypeMismatch(t)) => HostFinding::WrongType(t),
+        Err(ResolveError::Sys(e)) => HostFinding::Failed(e),
+    }
 }
 
 /// Where the policy comes from.

@@ -220,3 +220,86 @@ fn explain_lists_the_rules_that_lost_with_file_and_line() {
     assert_eq!(out.status.code(), Some(2));
     assert_eq!(String::from_utf8_lossy(&out.stderr).lines().count(), 1);
 }
+
+/// Without --type the binary looks at the host as serving would: the type
+/// found decides, and a symlink under a rule that refuses them is the
+/// ELOOP the handler replies; both agree with `serve::handle_open`.
+#[test]
+fn explain_looks_at_the_host_like_serving() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let d = dir.path().display().to_string();
+    fs::create_dir_all(dir.path().join("vm")).expect("mkdir");
+    fs::write(dir.path().join("vm/disk.img"), b"x").expect("write");
+    std::os::unix::fs::symlink("disk.img", dir.path().join("vm/link")).expect("symlink");
+    rustix::fs::mknodat(
+        rustix::fs::CWD,
+        dir.path().join("vm/fifo"),
+        rustix::fs::FileType::Fifo,
+        rustix::fs::Mode::from_raw_mode(0o600),
+        0,
+    )
+    .expect("mkfifo");
+    let policy_path = dir.path().join("p.toml");
+    fs::write(
+        &policy_path,
+        format!(
+            "version = 1\n[[allow]]\npath = \"{d}/vm/\"\naccess = \"rw\"\n\
+             [[allow]]\npath = \"/dev/null\"\naccess = \"rw\"\ntypes = [\"char\"]\n"
+        ),
+    )
+    .expect("write");
+    let policy = policy::load(&policy_path).expect("parses");
+    let ambient = Ambient::open(&policy).expect("opens");
+    let cases: &[(&str, i32, &str)] = &[
+        (
+            "vm/disk.img",
+            0,
+            "on this host: resolves to a regular file beneath the root",
+        ),
+        (
+            "/dev/null",
+            0,
+            "on this host: resolves to a character device",
+        ),
+        (
+            "vm/link",
+            1,
+            "on this host: deny ELOOP (40): a symlink on the way",
+        ),
+        (
+            "vm/fifo",
+            1,
+            "type fifo is not in types=file (found on this host)",
+        ),
+        (
+            "vm/missing",
+            0,
+            "on this host: the open would fail with ENOENT (2)",
+        ),
+    ];
+    for &(rel, code, says) in cases {
+        let path = if rel.starts_with('/') {
+            rel.to_string()
+        } else {
+            format!("{d}/{rel}")
+        };
+        let out = Command::new(bin("openhook-broker"))
+            .args(["check", "--policy"])
+            .arg(&policy_path)
+            .args(["--explain", &path])
+            .output()
+            .expect("run");
+        let stdout = String::from_utf8_lossy(&out.stdout);
+        assert_eq!(out.status.code(), Some(code), "{path}:\n{stdout}");
+        assert!(stdout.contains(says), "{path}:\n{stdout}");
+        let served = serve::handle_open(&policy, &ambient, 1, path.as_bytes(), 0, 0)
+            .expect("roots opened for this policy");
+        let r = &served.record;
+        match rel {
+            "vm/link" => assert_eq!((r.decision, r.errno), (Decision::Error, 40), "{r:?}"),
+            "vm/missing" => assert_eq!((r.decision, r.errno), (Decision::Error, 2), "{r:?}"),
+            "vm/fifo" => assert_eq!(r.decision, Decision::Deny, "{r:?}"),
+            _ => assert_eq!(r.decision, Decision::Allow, "{r:?}"),
+        }
+    }
+}
