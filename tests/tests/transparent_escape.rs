@@ -640,6 +640,9 @@ fn kernel_side_doors_are_closed() {
     );
     f.refused(&["fsopen"], &none);
     f.refused(&["chroot", &f.ps("outside")], &none);
+    // Watches on outside paths (their events name the files inside).
+    f.refused(&["inotify", &f.ps("outside")], &none);
+    f.refused(&["fanotify", &f.ps("outside")], &none);
     // A listener of its own would take precedence over the broker's.
     f.refused(&["listener"], &none);
     // Reaching into another process (a forked child of the probe).

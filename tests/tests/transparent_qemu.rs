@@ -760,3 +760,96 @@ fn learn_then_enforce_a_small_program() {
         "no deny line for the unlearned input"
     );
 }
+
+#[test]
+fn preopened_disk_through_an_fd_set() {
+    let Some(fx) = Fx::new("preopened_disk_through_an_fd_set") else {
+        return;
+    };
+    // The disk reaches QEMU only as fds 8 (read-only) and 9 (read-write)
+    // in fd set 2, used as `-drive file=/dev/fdset/2`, as seed 000's
+    // launcher passes disks (QEMU's block layer opens the set read-only
+    // first, then read-write: it needs both modes).
+    let mut args = fx.args(Path::new("/dev/fdset/2"));
+    args.extend(
+        [
+            "-add-fd",
+            "fd=8,set=2,opaque=ro",
+            "-add-fd",
+            "fd=9,set=2,opaque=rw",
+        ]
+        .map(OsString::from),
+    );
+    // Bare: a shell opens the disk at fds 8 and 9 for it (dash takes
+    // one-digit fds only).
+    let wrap = |inner: &Command| -> Command {
+        let mut w = Command::new("/bin/sh");
+        w.arg("-c")
+            .arg("exec 8<\"$0\"; exec 9<>\"$0\"; exec \"$@\"")
+            .arg(&fx.disk)
+            .arg(inner.get_program())
+            .args(inner.get_args());
+        w
+    };
+    fx.reset();
+    let mut q = Command::new(&fx.qemu);
+    q.args(&args);
+    let bare = with_serial(run_paused(wrap(&q), None, |_| {}), &fx.serial);
+    assert_eq!(
+        bare.code(),
+        Some(fw::EXIT_PASS),
+        "bare: {}",
+        bare.describe()
+    );
+    assert_eq!(bare.serial, fw::expected_transcript("standard-rw.txt"));
+    assert!(std::fs::read(&fx.disk).unwrap() == fw::disk_after_write(fw::DISK_SECTORS));
+
+    // Confined: the learned policy (which has its own exact rule for the
+    // disk: remove it, the disk must come only from [[preopen]]) plus the
+    // preopened disk.
+    let learned = std::fs::read_to_string(fx.learn()).unwrap();
+    let disk = fx.disk.display().to_string();
+    let without_disk: String = learned
+        .split("\n\n")
+        .filter(|block| !block.contains(&format!("path = \"{disk}\"")))
+        .collect::<Vec<_>>()
+        .join("\n\n");
+    assert!(
+        !tp::allow_rules(&without_disk)
+            .iter()
+            .any(|(p, _)| *p == disk),
+        "{without_disk}"
+    );
+    let policy = fx.s.join("preopen.toml");
+    std::fs::write(
+        &policy,
+        format!(
+            "{without_disk}\n\n[[preopen]]\npath = \"{disk}\"\naccess = \"r\"\nfd = 8\n\n\
+             [[preopen]]\npath = \"{disk}\"\naccess = \"rw\"\nfd = 9\n"
+        ),
+    )
+    .unwrap();
+    fx.reset();
+    let audit_path = fx.s.join("audit.jsonl");
+    let conf = with_serial(
+        run_paused(
+            tp::command(&policy, Some(&audit_path), &[], &fx.qemu, &args),
+            Some(&fx.qemu),
+            |pid| {
+                assert_confined_status(pid);
+            },
+        ),
+        &fx.serial,
+    );
+    assert_eq!(conf.code(), bare.code(), "confined: {}", conf.describe());
+    assert_eq!(conf.serial, bare.serial, "confined: {}", conf.describe());
+    assert!(
+        std::fs::read(&fx.disk).unwrap() == fw::disk_after_write(fw::DISK_SECTORS),
+        "disk bytes after the confined run"
+    );
+    let audit = audit_lines(&audit_path);
+    assert!(
+        !audit.iter().any(|l| field(l, "path") == disk),
+        "the preopened disk was asked for by path: {audit:#?}"
+    );
+}

@@ -30,6 +30,8 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/fanotify.h>
+#include <sys/inotify.h>
 #include <sys/mman.h>
 #include <sys/prctl.h>
 #include <sys/ptrace.h>
@@ -629,6 +631,19 @@ int main(int argc, char **argv) {
     }
     if (!strcmp(a, "fsopen"))
         return report(syscall(SYS_fsopen, "tmpfs", 0));
+    if (!strcmp(a, "inotify")) { // a watch on a path: its events name files
+        int in = syscall(SYS_inotify_init1, IN_CLOEXEC);
+        if (in < 0) return report(-1);
+        return report(syscall(SYS_inotify_add_watch, in, ARG(2), IN_ALL_EVENTS));
+    }
+    if (!strcmp(a, "fanotify")) {
+        int fan = syscall(SYS_fanotify_init, FAN_CLASS_NOTIF | FAN_CLOEXEC, O_RDONLY);
+        if (fan < 0) {
+            printf("err-init %d\n", errno);
+            return 0;
+        }
+        return report(syscall(SYS_fanotify_mark, fan, FAN_MARK_ADD, FAN_OPEN, AT_FDCWD, ARG(2)));
+    }
     if (!strcmp(a, "chroot"))
         return report(syscall(SYS_chroot, ARG(2)));
 
