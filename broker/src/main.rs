@@ -235,8 +235,7 @@ fn launch_under(
     };
     let confine = |child: i32| {
         let profile = launch::hardening::broker_profile(policy, child, mode == Mode::Transparent);
-        let layers =
-            openhook_sandbox::broker::confine_broker(&profile).map_err(|e| e.to_string())?;
+        let layers = openhook_sandbox::broker::confine_broker(&profile)?;
         for (name, state) in layers {
             tracing::debug!("broker self-confinement: {name}: {state:?}");
             if let openhook_sandbox::LayerState::Partial(w)

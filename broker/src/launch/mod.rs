@@ -34,7 +34,7 @@ pub enum LaunchError {
     Dup(#[source] std::io::Error),
     /// The broker could not confine itself; the child was killed and reaped.
     #[error("confining the broker: {0}")]
-    Confine(String),
+    Confine(#[source] openhook_sandbox::SandboxError),
 }
 
 impl LaunchError {
@@ -60,7 +60,7 @@ impl LaunchError {
 /// too), the stop eventfd is signalled, and the thread is joined.
 pub fn run<C, F>(spec: &LaunchSpec<'_>, confine: C, serve: F) -> Result<ChildExit, LaunchError>
 where
-    C: FnOnce(i32) -> Result<(), String>,
+    C: FnOnce(i32) -> Result<(), openhook_sandbox::SandboxError>,
     F: FnOnce(Channel, i32, BorrowedFd<'_>) + Send,
 {
     signals::prepare().map_err(LaunchError::Signals)?;

@@ -78,8 +78,29 @@ fn segment(index: u16, entry: u64) -> kvm_segment {
     }
 }
 
-fn boot_err(e: impl std::fmt::Display) -> BuildError {
-    BuildError::Kernel(e.to_string())
+/// Why a `-kernel` boot could not be prepared; shown after "kernel: ".
+#[derive(Debug, thiserror::Error)]
+pub enum KernelError {
+    #[error("{0}")]
+    Load(#[from] linux_loader::loader::Error),
+    #[error("{0}")]
+    Cmdline(#[from] linux_loader::cmdline::Error),
+    #[error("{0}")]
+    BootParams(#[from] linux_loader::configurator::Error),
+    #[error("{0}")]
+    Memory(#[from] vm_memory::GuestMemoryError),
+    #[error("{0}")]
+    Initrd(#[from] std::io::Error),
+    #[error("{0}")]
+    Range(#[from] std::num::TryFromIntError),
+    #[error("e820 table full")]
+    E820Full,
+    #[error("initrd does not fit in RAM")]
+    InitrdTooLarge,
+}
+
+fn boot_err(e: impl Into<KernelError>) -> BuildError {
+    BuildError::Kernel(e.into())
 }
 
 pub(super) fn load_linux(
@@ -147,7 +168,7 @@ pub(super) fn load_linux(
         let entry = params
             .e820_table
             .get_mut(i)
-            .ok_or_else(|| boot_err("e820 table full"))?;
+            .ok_or(BuildError::Kernel(KernelError::E820Full))?;
         entry.addr = *addr;
         entry.size = *size;
         entry.r#type = E820_RAM;
@@ -168,7 +189,7 @@ pub(super) fn load_linux(
             .checked_sub(size)
             .map(|a| a & !(layout::PAGE - 1))
             .filter(|a| *a >= loaded.kernel_end)
-            .ok_or_else(|| boot_err("initrd does not fit in RAM"))?;
+            .ok_or(BuildError::Kernel(KernelError::InitrdTooLarge))?;
         let len = usize::try_from(size).map_err(boot_err)?;
         mem.read_exact_volatile_from(GuestAddress(at), initrd, len)
             .map_err(boot_err)?;

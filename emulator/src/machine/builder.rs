@@ -20,7 +20,7 @@ use super::kvm::{kvm_from_fd, KvmVm};
 use super::layout::{self, MemoryLayout};
 use super::vcpu::{Buses, Vcpu};
 use super::SerialInput;
-use super::{BuildError, Machine, MachineFiles, MachineInfo};
+use super::{BuildError, Machine, MachineFiles, MachineInfo, MemoryError};
 use crate::devices::debug_exit::DebugExit;
 use crate::devices::serial::SerialDevice;
 use crate::devices::virtio::blk::BlockDevice;
@@ -189,11 +189,11 @@ fn guest_ram(mem_layout: &MemoryLayout) -> Result<GuestMemoryMmap, BuildError> {
         .map(|r| {
             Ok((
                 GuestAddress(r.start),
-                usize::try_from(r.len).map_err(|_| BuildError::Memory("RAM too large".into()))?,
+                usize::try_from(r.len).map_err(|_| MemoryError::RamTooLarge)?,
             ))
         })
         .collect::<Result<_, BuildError>>()?;
-    GuestMemoryMmap::from_ranges(&ram_ranges).map_err(|e| BuildError::Memory(e.to_string()))
+    Ok(GuestMemoryMmap::from_ranges(&ram_ranges).map_err(MemoryError::from)?)
 }
 
 /// Maps the firmware image so that it ends at 4 GiB, with its mirror
@@ -207,13 +207,12 @@ fn map_firmware(
     let (Some(fw), Some(mirror)) = (mem_layout.firmware, mem_layout.firmware_mirror) else {
         return Ok(None);
     };
-    let len = usize::try_from(fw.len).map_err(|_| BuildError::Memory("firmware".into()))?;
+    let len = usize::try_from(fw.len).map_err(|_| MemoryError::FirmwareTooLarge)?;
     let rom = GuestMemoryMmap::from_ranges(&[(GuestAddress(fw.start), len)])
-        .map_err(|e| BuildError::Memory(e.to_string()))?;
+        .map_err(MemoryError::from)?;
     // The image sits at the end of the page-rounded window.
     let at = GuestAddress(layout::FOUR_GIB - bytes.len() as u64);
-    rom.write_slice(bytes, at)
-        .map_err(|e| BuildError::Memory(e.to_string()))?;
+    rom.write_slice(bytes, at).map_err(MemoryError::from)?;
     vm.map_rom(rom.clone(), mirror.start, mirror.len, readonly_rom)?;
     Ok(Some((rom, at, bytes.to_vec())))
 }

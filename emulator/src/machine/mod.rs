@@ -31,8 +31,11 @@ use std::sync::Arc;
 
 use libc::{c_int, c_void, siginfo_t};
 
+pub use self::boot::KernelError;
 use self::control::Shared;
-pub use self::control::{ExitReason, MachineControl, MachineEvent, RunState, ShutdownCause};
+pub use self::control::{
+    ExitReason, HostError, MachineControl, MachineEvent, RunState, ShutdownCause,
+};
 use self::kvm::KvmVm;
 use self::vcpu::{Buses, Vcpu};
 use crate::vm_config::MachineConfig;
@@ -80,7 +83,7 @@ pub enum BuildError {
     #[error("reading the firmware failed: {0}")]
     Firmware(#[source] std::io::Error),
     #[error("guest memory: {0}")]
-    Memory(String),
+    Memory(#[from] MemoryError),
     #[error("eventfd: {0}")]
     EventFd(#[source] std::io::Error),
     #[error(transparent)]
@@ -92,9 +95,23 @@ pub enum BuildError {
         source: std::io::Error,
     },
     #[error("kernel: {0}")]
-    Kernel(String),
+    Kernel(#[from] KernelError),
     #[error("starting a vCPU thread failed: {0}")]
     Thread(#[source] std::io::Error),
+}
+
+/// Why guest memory (RAM or the firmware window) could not be set up.
+#[derive(Debug, thiserror::Error)]
+pub enum MemoryError {
+    #[error("RAM too large")]
+    RamTooLarge,
+    /// The firmware window does not fit the host's address space.
+    #[error("firmware")]
+    FirmwareTooLarge,
+    #[error("{0}")]
+    Map(#[from] vm_memory::mmap::FromRangesError),
+    #[error("{0}")]
+    Write(#[from] vm_memory::GuestMemoryError),
 }
 
 /// Facts about the built machine that depend on the host.
@@ -184,9 +201,7 @@ impl Machine {
             vmm_sys_util::signal::SIGRTMIN(),
             kick_handler,
         ) {
-            return ExitReason::HostError(format!(
-                "installing the vCPU kick signal handler failed: {e}"
-            ));
+            return ExitReason::HostError(HostError::KickHandler(e));
         }
         let mut threads: Vec<(&str, ThreadBody)> = Vec::new();
         for vcpu in self.vcpus {
@@ -205,9 +220,10 @@ impl Machine {
                     let _done = control::ThreadDone(shared.clone());
                     if let Some(init) = init {
                         if let Err(e) = init() {
-                            shared.request_exit(ExitReason::HostError(format!(
-                                "{name} thread set-up: {e}"
-                            )));
+                            shared.request_exit(ExitReason::HostError(HostError::ThreadSetup {
+                                thread: name,
+                                reason: e,
+                            }));
                             return;
                         }
                     }
@@ -217,7 +233,7 @@ impl Machine {
                 Ok(t) => self.shared.add_thread(t),
                 Err(e) => {
                     self.shared
-                        .request_exit(ExitReason::HostError(BuildError::Thread(e).to_string()));
+                        .request_exit(ExitReason::HostError(HostError::ThreadSpawn(e.into())));
                     break;
                 }
             }

@@ -21,7 +21,7 @@ pub struct Buses {
     pub mmio: Bus,
 }
 
-#[derive(Debug, thiserror::Error)]
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
 #[error("vCPU {id}: {what} failed: {source}")]
 pub struct VcpuError {
     pub id: u8,
@@ -151,7 +151,7 @@ impl Vcpu {
                 Gate::Run { reset: false } => {}
                 Gate::Run { reset: true } => {
                     if let Err(e) = self.load_reset_state() {
-                        shared.request_exit(ExitReason::HostError(e.to_string()));
+                        shared.request_exit(ExitReason::HostError(e.into()));
                         return;
                     }
                 }
@@ -177,10 +177,14 @@ impl Vcpu {
                 return Step::Continue
             }
             Err(e) => {
-                return Step::Exit(ExitReason::HostError(format!(
-                    "vCPU {}: KVM_RUN failed: {e}",
-                    self.id
-                )))
+                return Step::Exit(ExitReason::HostError(
+                    VcpuError {
+                        id: self.id,
+                        what: "KVM_RUN",
+                        source: e,
+                    }
+                    .into(),
+                ))
             }
         };
         let effect = match exit {
