@@ -73,6 +73,9 @@ where
 pub enum InfoRequest {
     Help,
     Version,
+    /// `-machine help`, `-cpu help`, `-accel help`, `-device help` (or
+    /// `?`): what the option accepts ([`options::list_text`]).
+    List(Opt),
 }
 
 /// The first `-h`/`-help`/`-version` of the command line, as QEMU acts on
@@ -92,7 +95,10 @@ pub fn info_request(args: &[OsString]) -> Option<InfoRequest> {
             Opt::Help => return Some(InfoRequest::Help),
             Opt::Version => return Some(InfoRequest::Version),
             _ if spec.takes_arg() => {
-                it.next()?;
+                let arg = it.next()?;
+                if (arg == "help" || arg == "?") && options::list_text(spec.opt).is_some() {
+                    return Some(InfoRequest::List(spec.opt));
+                }
             }
             _ => {}
         }
@@ -178,6 +184,18 @@ mod tests {
         assert_eq!(req(&["-append", "-help"]), None);
         assert_eq!(req(&["-foo", "-help"]), None);
         assert_eq!(req(&["-m", "128"]), None);
+        for (w, opt) in [
+            ("-M", Opt::Machine),
+            ("-machine", Opt::Machine),
+            ("-cpu", Opt::Cpu),
+            ("-accel", Opt::Accel),
+            ("-device", Opt::Device),
+        ] {
+            assert_eq!(req(&[w, "help"]), Some(InfoRequest::List(opt)), "{w}");
+            assert_eq!(req(&[w, "?"]), Some(InfoRequest::List(opt)), "{w}");
+        }
+        // Options without a list take "help" as a plain argument.
+        assert_eq!(req(&["-name", "help"]), None);
         assert_eq!(req(&[]), None);
     }
 

@@ -351,6 +351,31 @@ mod tests {
         parse(words).unwrap_err().to_string()
     }
 
+    /// Every name `-machine help`, `-accel help`, `-cpu help` and
+    /// `-device help` list is one the parser accepts.
+    #[test]
+    fn listed_names_are_accepted() {
+        use crate::cli::options::{ACCELS, CPUS, DEVICES, MACHINES};
+        for (m, _) in MACHINES {
+            parse(&["-M", m]).unwrap();
+        }
+        for a in ACCELS {
+            parse(&["-accel", a]).unwrap();
+        }
+        for (c, _) in CPUS {
+            parse(&["-cpu", c]).unwrap();
+        }
+        for (_, d, _) in DEVICES {
+            let dev = if *d == "virtio-blk-device" {
+                format!("{d},drive=d0")
+            } else {
+                d.to_string()
+            };
+            parse(&["-drive", "file=/x,if=none,id=d0", "-device", &dev]).unwrap();
+        }
+        assert!(parse(&["-M", "pc"]).is_err());
+    }
+
     #[test]
     fn defaults() {
         let c = parse(&[]).unwrap();

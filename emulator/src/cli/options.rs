@@ -135,16 +135,16 @@ pub const OPTIONS: &[OptionSpec] = &[
         &["machine", "M"],
         Opt::Machine,
         Some("[type=]microvm[,pit=on|off|auto][,...]"),
-        "selects the emulated machine: microvm only (QEMU microvm's fixed-layout properties are accepted and ignored)",
+        "selects the emulated machine: microvm only ('-machine help' lists it; QEMU microvm's fixed-layout properties are accepted and ignored)",
         Section::Standard,
     ),
-    spec(&["accel"], Opt::Accel, Some("kvm[,kernel-irqchip=...]"), "selects the accelerator: KVM only", Section::Standard),
+    spec(&["accel"], Opt::Accel, Some("kvm[,kernel-irqchip=...]"), "selects the accelerator: KVM only ('-accel help')", Section::Standard),
     spec(&["enable-kvm"], Opt::EnableKvm, None, "enable KVM (the only accelerator; always on)", Section::Standard),
     spec(
         &["cpu"],
         Opt::Cpu,
         Some("host[,+feature|-feature...]|max"),
-        "CPU model: accepted; the vCPU gets KVM's supported CPUID",
+        "CPU model ('-cpu help'): accepted; the vCPU gets KVM's supported CPUID",
         Section::Standard,
     ),
     spec(&["m"], Opt::Memory, Some("[size=]N[BKMGTPE]"), "guest RAM (default 128 MiB; a bare number is MiB)", Section::Standard),
@@ -182,7 +182,7 @@ pub const OPTIONS: &[OptionSpec] = &[
         &["device"],
         Opt::Device,
         Some("virtio-blk-device,drive=ID[,id=ID]|isa-debug-exit[,iobase=N][,iosize=N]"),
-        "adds a virtio-blk device for an if=none drive, or the isa-debug-exit port",
+        "adds a virtio-blk device for an if=none drive, or the isa-debug-exit port ('-device help')",
         Section::Block,
     ),
     spec(
@@ -268,6 +268,65 @@ pub fn version_text() -> String {
     format!(
         "openhook-emulator version {VERSION} (QEMU {QEMU_MAJOR}.{QEMU_MINOR} command line and QMP, -M microvm)\n"
     )
+}
+
+/// Machine types `-machine` accepts, with QEMU's description.
+pub const MACHINES: &[(&str, &str)] = &[("microvm", "microvm (i386)")];
+/// Accelerators `-accel` accepts.
+pub const ACCELS: &[&str] = &["kvm"];
+/// CPU models `-cpu` accepts, with QEMU's description.
+pub const CPUS: &[(&str, &str)] = &[
+    ("host", "KVM processor with all supported host features"),
+    (
+        "max",
+        "Enables all features supported by the accelerator in the current host",
+    ),
+];
+/// Devices `-device` accepts: (category, driver, bus), QEMU's grouping.
+pub const DEVICES: &[(&str, &str, &str)] = &[
+    ("Storage devices", "virtio-blk-device", "virtio-bus"),
+    ("Misc devices", "isa-debug-exit", "ISA"),
+];
+
+/// What `-OPTION help` prints, in QEMU's words, for the options with a
+/// list; `None` for the others.
+pub fn list_text(opt: Opt) -> Option<String> {
+    let mut out = String::new();
+    match opt {
+        Opt::Machine => {
+            out.push_str("Supported machines are:\n");
+            for (name, desc) in MACHINES {
+                out.push_str(&format!("{name:<20} {desc}\n"));
+            }
+        }
+        Opt::Accel => {
+            out.push_str("Accelerators supported in openhook-emulator:\n");
+            for name in ACCELS {
+                out.push_str(&format!("{name}\n"));
+            }
+        }
+        Opt::Cpu => {
+            out.push_str("Available CPUs:\n");
+            for (name, desc) in CPUS {
+                out.push_str(&format!("  {name:<6} {desc}\n"));
+            }
+        }
+        Opt::Device => {
+            let mut last = "";
+            for (category, name, bus) in DEVICES {
+                if *category != last {
+                    if !last.is_empty() {
+                        out.push('\n');
+                    }
+                    out.push_str(&format!("{category}:\n"));
+                    last = category;
+                }
+                out.push_str(&format!("name \"{name}\", bus {bus}\n"));
+            }
+        }
+        _ => return None,
+    }
+    Some(out)
 }
 
 /// The synopsis of one option as `-help` shows it: `-h or -help`,

@@ -97,6 +97,9 @@ pub fn main_with_args(args: Vec<OsString>) -> Result<i32, StartError> {
         Some(crate::cli::args::InfoRequest::Help) => {
             return print_info(&crate::cli::options::help_text());
         }
+        Some(crate::cli::args::InfoRequest::List(opt)) => {
+            return print_info(&crate::cli::options::list_text(opt).unwrap_or_default());
+        }
         Some(crate::cli::args::InfoRequest::Version) => {
             return print_info(&crate::cli::options::version_text());
         }
