@@ -19,6 +19,9 @@ for tool in strace:strace socat:socat qemu-system-x86_64:qemu-system-x86 gcc:gcc
   cmd=${tool%%:*} pkg=${tool##*:}
   command -v "$cmd" >/dev/null 2>&1 || need_apt+=("$pkg")
 done
+# libc6-dev (libc.a, headers): the transparent-mode tests build their C
+# probes with gcc, one of them static (tests/data/transparent/).
+[ -f /usr/lib/x86_64-linux-gnu/libc.a ] || need_apt+=(libc6-dev)
 if [ ${#need_apt[@]} -gt 0 ]; then
   export DEBIAN_FRONTEND=noninteractive
   apt-get update -qq
