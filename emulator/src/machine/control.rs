@@ -117,25 +117,7 @@ pub enum ExitReason {
     /// entry, unexpected exit).
     GuestCrash(String),
     /// A host-side failure while running (an ioctl failed).
-    HostError(HostError),
-}
-
-/// A host-side failure while the machine runs.
-#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
-pub enum HostError {
-    #[error("installing the vCPU kick signal handler failed: {0}")]
-    KickHandler(vmm_sys_util::errno::Error),
-    /// A thread's set-up hook (the sandbox's per-thread filter) failed;
-    /// `reason` is the hook's own message.
-    #[error("{thread} thread set-up: {reason}")]
-    ThreadSetup {
-        thread: &'static str,
-        reason: String,
-    },
-    #[error("starting a vCPU thread failed: {0}")]
-    ThreadSpawn(vmm_sys_util::errno::Error),
-    #[error(transparent)]
-    Vcpu(#[from] super::vcpu::VcpuError),
+    HostError(super::error::HostError),
 }
 
 /// Exit status for a guest crash: even, so never a debug-exit status.

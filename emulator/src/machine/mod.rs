@@ -19,6 +19,7 @@ mod boot;
 mod builder;
 pub mod bus;
 pub mod control;
+pub mod error;
 mod io_thread;
 pub mod kvm;
 pub mod layout;
@@ -33,9 +34,8 @@ use libc::{c_int, c_void, siginfo_t};
 
 pub use self::boot::KernelError;
 use self::control::Shared;
-pub use self::control::{
-    ExitReason, HostError, MachineControl, MachineEvent, RunState, ShutdownCause,
-};
+pub use self::control::{ExitReason, MachineControl, MachineEvent, RunState, ShutdownCause};
+pub use self::error::HostError;
 use self::kvm::KvmVm;
 use self::vcpu::{Buses, Vcpu};
 use crate::vm_config::MachineConfig;

@@ -21,14 +21,7 @@ pub struct Buses {
     pub mmio: Bus,
 }
 
-#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
-#[error("vCPU {id}: {what} failed: {source}")]
-pub struct VcpuError {
-    pub id: u8,
-    pub what: &'static str,
-    #[source]
-    pub source: kvm_ioctls::Error,
-}
+pub use super::error::VcpuError;
 
 /// Architectural state restored on reset.
 #[derive(Clone)]
