@@ -2,7 +2,8 @@
 //! escape probe (`tests/data/transparent/escape-probe.c`): many target
 //! threads at once, a FIFO without a writer that must not stall the broker,
 //! and target processes killed in the middle of their requests (the broker
-//! keeps serving and holds no more fds afterwards than before).
+//! keeps serving and holds no more fds afterwards than before); the launch
+//! contract (status mirrored, SIGTERM forwarded, declared fds only).
 #![allow(clippy::disallowed_methods, clippy::unwrap_used, clippy::expect_used)]
 
 use std::io::{BufRead, BufReader, Write};
@@ -154,4 +155,68 @@ fn targets_killed_mid_request_leave_the_broker_serving_and_leak_nothing() {
     let st = wait_or_kill(&mut child, Duration::from_secs(60));
     assert!(st.success(), "{st:?}");
     assert_eq!(after, before, "broker fds before and after the churn");
+}
+
+#[test]
+fn launch_contract_status_signals_and_fds() {
+    let f = Fx::new();
+    let run = |args: &[&str]| -> std::process::ExitStatus {
+        let mut c = tp::command(&f.policy, None, &[], &f.probe, args);
+        let mut child = c
+            .stdin(Stdio::null())
+            .stdout(Stdio::null())
+            .stderr(Stdio::null())
+            .spawn()
+            .unwrap();
+        wait_or_kill(&mut child, Duration::from_secs(60))
+    };
+    // Exit status mirrored; a killed child is 128 + signal.
+    assert_eq!(run(&["exit", "7"]).code(), Some(7));
+    assert_eq!(run(&["raise", "9"]).code(), Some(128 + 9));
+    // SIGTERM to the broker reaches the program.
+    let mut child = tp::command(&f.policy, None, &[], &f.probe, ["wait"])
+        .stdin(Stdio::null())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::null())
+        .spawn()
+        .unwrap();
+    let mut out = BufReader::new(child.stdout.take().unwrap());
+    let mut line = String::new();
+    out.read_line(&mut line).unwrap();
+    assert_eq!(line.trim(), "ready");
+    let pid = rustix::process::Pid::from_raw(i32::try_from(child.id()).unwrap()).unwrap();
+    rustix::process::kill_process(pid, rustix::process::Signal::TERM).unwrap();
+    assert_eq!(
+        wait_or_kill(&mut child, Duration::from_secs(60)).code(),
+        Some(128 + 15)
+    );
+    // Declared fds only: fd 5 held by the launcher stays behind, --pass-fd 7
+    // arrives at 7.
+    let mut c = Command::new("/bin/sh");
+    c.arg("-c")
+        .arg("exec 5<\"$0\"; exec 7<\"$0\"; exec \"$@\"")
+        .arg(f.s.join("allowed/file"))
+        .arg(tp::broker())
+        .args(["--policy"])
+        .arg(&f.policy)
+        .args(["--transparent", "--pass-fd", "7", "--"])
+        .arg(&f.probe)
+        .arg("fds");
+    let o = c.stdin(Stdio::null()).output().unwrap();
+    assert!(o.status.success(), "{o:?}");
+    assert_eq!(String::from_utf8_lossy(&o.stdout).trim(), "ok 0 1 2 7");
+    // Without the broker the probe does see both (and whatever else the
+    // test harness lets children inherit).
+    let o = Command::new("/bin/sh")
+        .arg("-c")
+        .arg("exec 5<\"$0\"; exec 7<\"$0\"; exec \"$@\"")
+        .arg(f.s.join("allowed/file"))
+        .arg(&f.probe)
+        .arg("fds")
+        .stdin(Stdio::null())
+        .output()
+        .unwrap();
+    let bare = String::from_utf8_lossy(&o.stdout).into_owned();
+    let bare: Vec<&str> = bare.split_whitespace().collect();
+    assert!(bare.contains(&"5") && bare.contains(&"7"), "{bare:?}");
 }

@@ -714,6 +714,24 @@ int main(int argc, char **argv) {
         return fifo_then_open(ARG(2), ARG(3));
     if (!strcmp(a, "churn"))
         return churn(atol(ARG(2)), ARG(3));
+    // --- the launch contract ---
+    if (!strcmp(a, "exit"))
+        return atoi(ARG(2));
+    if (!strcmp(a, "raise")) {
+        kill(getpid(), atoi(ARG(2)));
+        return 0;
+    }
+    if (!strcmp(a, "wait")) { // prints `ready`, then waits for a signal
+        printf("ready\n");
+        for (;;) pause();
+    }
+    if (!strcmp(a, "fds")) { // the open fd numbers below 1024
+        printf("ok");
+        for (int n = 0; n < 1024; n++)
+            if (fcntl(n, F_GETFD) >= 0) printf(" %d", n);
+        printf("\n");
+        return 0;
+    }
     fprintf(stderr, "unknown attempt %s\n", a);
     return 2;
 }
