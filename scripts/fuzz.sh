@@ -20,7 +20,7 @@
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
-ALL_TARGETS=(hook_frame policy_toml policy_decide qmp_input qemu_opts virtio_blk_chain fdset_ops)
+ALL_TARGETS=(hook_frame policy_toml policy_decide qmp_input qemu_opts virtio_blk_chain fdset_ops notify_request)
 
 seconds=${1:-60}
 if [ $# -gt 0 ]; then shift; fi

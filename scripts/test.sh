@@ -18,7 +18,7 @@ cargo machete
 # binaries of other packages, so build every binary first.
 cargo build --workspace --bins
 cargo test --workspace
-# Fuzzing: every target from its committed corpus, 60 s each (7 targets,
+# Fuzzing: every target from its committed corpus, 60 s each (8 targets,
 # about 7 minutes on 2 cores; see docs/fuzzing.md). FUZZ_SECONDS overrides.
 # A fixed seed makes the run repeatable: a landing is not refused by
 # whatever a random seed happened to find (FUZZ_SEED overrides).

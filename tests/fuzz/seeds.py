@@ -468,6 +468,32 @@ seed("fdset_ops", "paths", path(b"/dev/fdset/1") + path(b"/dev/fdset/") + path(b
      + u8(7) + i64(-5) + u8(7) + i64(2**63 - 1))
 
 
+# --- notify_request: notification -> absolute path -> decision -----------
+# u8 nr index, 6 x u64 args, u8 base_len + base (0xff: none), u16 path_len +
+# path, u8 scope (odd: IN_ROOT), u16 how_len + open_how, u64 resolve,
+# u64 flags, u32 tgid.
+def u64(n):
+    return struct.pack("<Q", n & 0xFFFFFFFFFFFFFFFF)
+
+
+def notif(nr, base, p, scope=0, how=b"", resolve=0, fl=0, tgid=42, args=(0,) * 6):
+    b = b"".join(u64(a) for a in args)
+    base_part = u8(0xFF) if base is None else u8(len(base)) + base
+    return (u8(nr) + b + base_part + u16(len(p)) + p + u8(scope) + u16(len(how)) + how
+            + u64(resolve) + u64(fl) + u32(tgid))
+
+
+AT_FDCWD = 0xFFFFFF9C
+seed("notify_request", "openat-relative", notif(1, b"/srv/vm", b"disk.img", args=(AT_FDCWD, 0x1000, 2, 0, 0, 0)))
+seed("notify_request", "dotdot-escape", notif(1, b"/srv/vm", b"../../etc/passwd"))
+seed("notify_request", "in-root", notif(2, b"/srv/vm", b"/../../etc/passwd", scope=1))
+seed("notify_request", "proc-self-alias", notif(1, None, b"/proc/42/status", tgid=42))
+seed("notify_request", "o-path", notif(1, None, b"/dev/kvm", fl=0o10000000 | 2))
+seed("notify_request", "trailing-slash-creat", notif(3, b"/", b"dir/", fl=0o100 | 1))
+seed("notify_request", "openat2-how", notif(2, b"/", b"a//b/./c", how=u64(2) + u64(0o644) + u64(0x08) + b"\0" * 8, resolve=0x0C))
+seed("notify_request", "long-name", notif(0, b"/", b"a/" * 2100))
+
+
 def main():
     if os.path.isdir(CORPUS):
         shutil.rmtree(CORPUS)

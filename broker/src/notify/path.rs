@@ -48,7 +48,7 @@ pub fn absolute(base: Option<&[u8]>, path: &[u8], scope: Scope) -> Result<Absolu
     let mut floor = 0;
     if relative {
         let base = base.ok_or(Errno::ENOTDIR)?;
-        if base.first() != Some(&b'/') {
+        if base.first() != Some(&b'/') || base.contains(&0) {
             return Err(Errno::ENOTDIR);
         }
         push_components(&mut parts, base);
@@ -195,6 +195,7 @@ mod tests {
         assert_eq!(abs("/srv", "a\0b"), Err(Errno::EINVAL));
         assert_eq!(absolute(None, b"rel", Scope::Normal), Err(Errno::ENOTDIR));
         assert_eq!(abs("pipe:[12]", "x"), Err(Errno::ENOTDIR));
+        assert_eq!(abs("/a\0b", "x"), Err(Errno::ENOTDIR));
         let long = "a/".repeat(3000);
         assert_eq!(abs("/srv", &long), Err(Errno::ENAMETOOLONG));
         assert_eq!(usable_base(b"/srv (deleted)"), Err(Errno::ENOENT));
