@@ -126,6 +126,8 @@ impl Fx {
 
         let probe = s.join("escape-probe");
         tp::gcc(&tp::source("escape-probe.c"), &probe, &["-static"]);
+        // A copy the policy lets it read (not execute).
+        fs::copy(&probe, s.join("allowed/probe-copy")).unwrap();
         let policy = s.join("policy.toml");
         let d = s.display();
         fs::write(
@@ -650,6 +652,13 @@ fn kernel_side_doors_are_closed() {
     f.refused(&["vm_readv"], &none);
     f.refused(&["vm_writev"], &none);
     // execve of anything but the program.
+    // Another binary the policy lets it read, run by its fd: Landlock
+    // refuses the exec.
+    let copy = f.ps("allowed/probe-copy");
+    f.escape(&["execveat", &copy, "open", &out], &none, secret, None);
+    // The same bytes from a memfd do run (memfds are not paths), but still
+    // under the filter, the listener and the Landlock domain.
+    f.escape(&["memfd_exec", &copy, "open", &out], &none, secret, Some(EPERM));
     let (bare, conf, _) = f.both(&["exec_sh"], &none);
     assert_eq!(bare, Outcome::Ok("exec-ok".into()), "exec unconfined");
     assert!(conf.refused(), "execve /bin/sh confined: {conf:?}");

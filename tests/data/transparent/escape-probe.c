@@ -581,6 +581,32 @@ int main(int argc, char **argv) {
         printf("err %d\n", errno);
         return 0;
     }
+    if (!strcmp(a, "execveat")) { // execveat FILE ARGS...: the file opened (through the broker), then run by its fd
+        int fd = syscall(SYS_openat, AT_FDCWD, ARG(2), O_RDONLY | O_CLOEXEC);
+        if (fd < 0) {
+            printf("err-open %d\n", errno);
+            return 0;
+        }
+        syscall(SYS_execveat, fd, "", argv + 2, environ, AT_EMPTY_PATH);
+        printf("err %d\n", errno);
+        return 0;
+    }
+    if (!strcmp(a, "memfd_exec")) { // memfd_exec FILE ARGS...: FILE's bytes copied into a memfd, run from there
+        int fd = syscall(SYS_openat, AT_FDCWD, ARG(2), O_RDONLY | O_CLOEXEC);
+        if (fd < 0) {
+            printf("err-open %d\n", errno);
+            return 0;
+        }
+        int m = syscall(SYS_memfd_create, "payload", 0);
+        if (m < 0) return report(-1);
+        char chunk[65536];
+        ssize_t n;
+        while ((n = read(fd, chunk, sizeof chunk)) > 0)
+            if (write(m, chunk, n) != n) return report(-1);
+        syscall(SYS_execveat, m, "", argv + 2, environ, AT_EMPTY_PATH);
+        printf("err %d\n", errno);
+        return 0;
+    }
     if (!strcmp(a, "listener"))
         return own_listener();
     if (!strcmp(a, "thread_open")) {
