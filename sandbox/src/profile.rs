@@ -130,51 +130,72 @@ pub fn enter(profile: &Profile) -> Result<Report, SandboxError> {
     sys::probe::single_threaded().map_err(|e| {
         SandboxError::ThreadsExist(format!("unshare(CLONE_THREAD|CLONE_VM) says {e}"))
     })?;
-
-    // Check every layer before applying any, so `require` names what is
-    // missing without leaving a half-confined process behind.
-    let l = profile.layers;
     if mode == Mode::Require {
-        if l.landlock {
-            let missing = landlock::Support::probe().missing();
-            if !missing.is_empty() {
-                return Err(SandboxError::LayerUnavailable {
-                    layer: "landlock",
-                    why: missing.join("; "),
-                });
-            }
-        }
-        if l.seccomp {
-            install::support().map_err(|why| SandboxError::LayerUnavailable {
-                layer: "seccomp",
-                why,
-            })?;
-        }
+        check_required_layers(profile.layers)?;
     }
     // Compile before confining (allocation and /proc-free, but cheaper to
     // fail early).
-    let (main_filter, vcpu_filter) = if l.seccomp {
-        (
-            ThreadFilter::compile(
-                ThreadKind::Main,
-                &profile.main,
-                &profile.vcpu,
-                profile.seccomp_default,
-            )?,
-            ThreadFilter::compile(
-                ThreadKind::Vcpu,
-                &profile.main,
-                &profile.vcpu,
-                profile.seccomp_default,
-            )?,
-        )
-    } else {
-        (
+    let (main_filter, vcpu_filter) = compile_filters(profile)?;
+    let layers = apply_layers(profile, &main_filter)?;
+    let report = Report {
+        mode,
+        layers,
+        vcpu_filter,
+    };
+    if mode == Mode::BestEffort {
+        for gap in report.gaps() {
+            eprintln!("openhook-sandbox: best-effort: not fully enforced: {gap}");
+        }
+    }
+    if profile.seccomp_default != DefaultAction::KillProcess && profile.layers.seccomp {
+        eprintln!(
+            "openhook-sandbox: WARNING: seccomp debug mode ({:?}) — unlisted syscalls are not killed",
+            profile.seccomp_default
+        );
+    }
+    Ok(report)
+}
+
+/// `require`: checks every requested layer before applying any, so the
+/// error names what is missing without leaving a half-confined process.
+fn check_required_layers(l: Layers) -> Result<(), SandboxError> {
+    if l.landlock {
+        let missing = landlock::Support::probe().missing();
+        if !missing.is_empty() {
+            return Err(SandboxError::LayerUnavailable {
+                layer: "landlock",
+                why: missing.join("; "),
+            });
+        }
+    }
+    if l.seccomp {
+        install::support().map_err(|why| SandboxError::LayerUnavailable {
+            layer: "seccomp",
+            why,
+        })?;
+    }
+    Ok(())
+}
+
+/// The main and vCPU thread filters (disabled ones without seccomp).
+fn compile_filters(profile: &Profile) -> Result<(ThreadFilter, ThreadFilter), SandboxError> {
+    if !profile.layers.seccomp {
+        return Ok((
             ThreadFilter::disabled(ThreadKind::Main),
             ThreadFilter::disabled(ThreadKind::Vcpu),
-        )
-    };
+        ));
+    }
+    let compile =
+        |kind| ThreadFilter::compile(kind, &profile.main, &profile.vcpu, profile.seccomp_default);
+    Ok((compile(ThreadKind::Main)?, compile(ThreadKind::Vcpu)?))
+}
 
+/// Applies the layers in their fixed order; each outcome, by name.
+fn apply_layers(
+    profile: &Profile,
+    main_filter: &ThreadFilter,
+) -> Result<Vec<(&'static str, LayerState)>, SandboxError> {
+    let (mode, l) = (profile.mode, profile.layers);
     let mut layers = Vec::with_capacity(4);
     layers.push((
         "no_new_privs",
@@ -220,21 +241,5 @@ pub fn enter(profile: &Profile) -> Result<Report, SandboxError> {
             LayerState::Skipped
         },
     ));
-    let report = Report {
-        mode,
-        layers,
-        vcpu_filter,
-    };
-    if mode == Mode::BestEffort {
-        for gap in report.gaps() {
-            eprintln!("openhook-sandbox: best-effort: not fully enforced: {gap}");
-        }
-    }
-    if profile.seccomp_default != DefaultAction::KillProcess && l.seccomp {
-        eprintln!(
-            "openhook-sandbox: WARNING: seccomp debug mode ({:?}) — unlisted syscalls are not killed",
-            profile.seccomp_default
-        );
-    }
-    Ok(report)
+    Ok(layers)
 }

@@ -389,63 +389,82 @@ impl RuleSet {
         }
         self.first_line.insert(key, line);
         let id = super::model::RuleId(self.rules.len());
+        let at = RulePlace {
+            id,
+            line,
+            ordinal,
+            subtree,
+        };
         let rule = match r {
-            RawRule::Deny(_) => {
-                self.deny_paths.push((path.clone(), offset));
-                let node = self.index.node_mut(&path);
-                if subtree {
-                    node.tree_deny = Some(id);
-                } else {
-                    node.exact_deny = Some(id);
-                }
-                Rule {
-                    kind,
-                    path,
-                    subtree,
-                    access: Access::Read,
-                    create: false,
-                    mode: 0,
-                    types: FileTypes::default(),
-                    follow_symlinks: false,
-                    root: None,
-                    line,
-                    ordinal,
-                }
-            }
-            RawRule::Allow(a) => {
-                let checked = AllowFields::check(a, offset, loc)?;
-                let root_path = if subtree {
-                    path.clone()
-                } else {
-                    parent(&path).to_string()
-                };
-                if checked.follow_symlinks {
-                    self.follow_roots.entry(root_path.clone()).or_insert(line);
-                }
-                let root = self.root(root_path);
-                let node = self.index.node_mut(&path);
-                if subtree {
-                    node.tree_allow = Some(id);
-                } else {
-                    node.exact_allow = Some(id);
-                }
-                Rule {
-                    kind,
-                    path,
-                    subtree,
-                    access: checked.access,
-                    create: checked.create,
-                    mode: if checked.create { checked.mode } else { 0 },
-                    types: checked.types,
-                    follow_symlinks: checked.follow_symlinks,
-                    root: Some(root),
-                    line,
-                    ordinal,
-                }
-            }
+            RawRule::Deny(_) => self.deny_rule(path, offset, at),
+            RawRule::Allow(a) => self.allow_rule(a, path, offset, at, loc)?,
         };
         self.rules.push(rule);
         Ok(())
+    }
+
+    fn deny_rule(&mut self, path: String, offset: usize, at: RulePlace) -> Rule {
+        self.deny_paths.push((path.clone(), offset));
+        let node = self.index.node_mut(&path);
+        if at.subtree {
+            node.tree_deny = Some(at.id);
+        } else {
+            node.exact_deny = Some(at.id);
+        }
+        Rule {
+            kind: RuleKind::Deny,
+            path,
+            subtree: at.subtree,
+            access: Access::Read,
+            create: false,
+            mode: 0,
+            types: FileTypes::default(),
+            follow_symlinks: false,
+            root: None,
+            line: at.line,
+            ordinal: at.ordinal,
+        }
+    }
+
+    fn allow_rule(
+        &mut self,
+        a: &RawAllow,
+        path: String,
+        offset: usize,
+        at: RulePlace,
+        loc: &Locator<'_>,
+    ) -> Result<Rule, PolicyError> {
+        let checked = AllowFields::check(a, offset, loc)?;
+        let root_path = if at.subtree {
+            path.clone()
+        } else {
+            parent(&path).to_string()
+        };
+        if checked.follow_symlinks {
+            self.follow_roots
+                .entry(root_path.clone())
+                .or_insert(at.line);
+        }
+        let root = self.root(root_path);
+        let node = self.index.node_mut(&path);
+        if at.subtree {
+            node.tree_allow = Some(at.id);
+        } else {
+            node.exact_allow = Some(at.id);
+        }
+        Ok(Rule {
+            kind: RuleKind::Allow,
+            path,
+            subtree: at.subtree,
+            access: checked.access,
+            create: checked.create,
+            mode: if checked.create { checked.mode } else { 0 },
+            types: checked.types,
+            follow_symlinks: checked.follow_symlinks,
+            root: Some(root),
+            line: at.line,
+            ordinal: at.ordinal,
+        })
     }
 
     /// The id of the root at `root_path`, added on first use.
@@ -482,6 +501,16 @@ impl RuleSet {
         }
         Ok(())
     }
+}
+
+/// Where a rule sits: its id, line, position in its array, and whether it
+/// names a subtree.
+#[derive(Clone, Copy)]
+struct RulePlace {
+    id: super::model::RuleId,
+    line: usize,
+    ordinal: usize,
+    subtree: bool,
 }
 
 /// An `[[allow]]` entry's own fields, checked.

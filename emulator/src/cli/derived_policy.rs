@@ -108,6 +108,15 @@ fn is_fdset(p: &Path) -> bool {
 
 /// Builds the policy for `cfg` (paths already absolute).
 pub fn derive(cfg: &MachineConfig) -> Result<DerivedPolicy, CliError> {
+    let rules = file_rules(cfg);
+    let listens = derived_listens(cfg)?;
+    let toml = render(&rules, &listens)?;
+    Ok(DerivedPolicy { toml, listens })
+}
+
+/// One exact-file rule per file the command line names (fd-set paths
+/// skipped), rights merged when a path comes twice.
+fn file_rules(cfg: &MachineConfig) -> Vec<Rule> {
     let mut rules: Vec<Rule> = Vec::new();
     let mut add = |path: &Path, access: Access, create: bool, types: &[&'static str]| {
         if is_fdset(path) {
@@ -157,7 +166,12 @@ pub fn derive(cfg: &MachineConfig) -> Result<DerivedPolicy, CliError> {
             add(path, Access::W, true, OUTPUT);
         }
     }
+    rules
+}
 
+/// A `[[listen]]` per server-mode unix socket chardev, at fd numbers above
+/// every passed-through one.
+fn derived_listens(cfg: &MachineConfig) -> Result<Vec<DerivedListen>, CliError> {
     let mut next_fd = passthrough_fds(cfg)
         .last()
         .map_or(FIRST_LISTEN_FD, |m| (m + 1).max(FIRST_LISTEN_FD));
@@ -182,9 +196,13 @@ pub fn derive(cfg: &MachineConfig) -> Result<DerivedPolicy, CliError> {
             }
         }
     }
+    Ok(listens)
+}
 
+/// The policy text.
+fn render(rules: &[Rule], listens: &[DerivedListen]) -> Result<String, CliError> {
     let mut allow = Vec::with_capacity(rules.len());
-    for r in &rules {
+    for r in rules {
         // A policy rule for `/` covers the whole tree (docs/policy.md), so
         // a file option naming `/` would grant every file.
         if r.path == Path::new("/") {
@@ -217,8 +235,9 @@ pub fn derive(cfg: &MachineConfig) -> Result<DerivedPolicy, CliError> {
     };
     let body = toml::to_string(&doc)
         .map_err(|e| CliError::global(format!("writing the derived policy: {e}")))?;
-    let toml = format!("# Derived by openhook-emulator from its own command line.\n{body}");
-    Ok(DerivedPolicy { toml, listens })
+    Ok(format!(
+        "# Derived by openhook-emulator from its own command line.\n{body}"
+    ))
 }
 
 /// The policy file's shape, as far as a derived policy uses it

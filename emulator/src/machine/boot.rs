@@ -17,7 +17,7 @@ use linux_loader::configurator::linux::LinuxBootConfigurator;
 use linux_loader::configurator::{BootConfigurator, BootParams};
 use linux_loader::loader::bootparam::boot_params;
 use linux_loader::loader::{load_cmdline, BzImage, Cmdline, Elf, KernelLoader, KernelLoaderResult};
-use vm_memory::{Bytes, GuestAddress};
+use vm_memory::{Bytes, GuestAddress, GuestMemoryMmap};
 
 use super::kvm::KvmVm;
 use super::layout::{self, MemoryLayout, MIB};
@@ -113,88 +113,17 @@ pub(super) fn load_linux(
     drives: &[DriveConfig],
 ) -> Result<(), BuildError> {
     let mem = vm.ram();
-    let himem = Some(GuestAddress(MIB));
-    let loaded: KernelLoaderResult = match Elf::load(mem, None, kernel, himem) {
-        Ok(r) => r,
-        Err(_) => BzImage::load(mem, None, kernel, himem).map_err(boot_err)?,
-    };
+    let loaded = load_kernel(mem, kernel)?;
     // bzImage: the 64-bit entry is 0x200 past the protected-mode code.
     let entry = match loaded.setup_header {
         Some(_) => loaded.kernel_load.0 + 0x200,
         None => loaded.kernel_load.0,
     };
-
-    let mut line = Cmdline::new(CMDLINE_MAX).map_err(boot_err)?;
-    if !cmdline.is_empty() {
-        line.insert_str(cmdline).map_err(boot_err)?;
-    }
-    for n in 0..drives.len() {
-        let slot = layout::slot_for_device(n).ok_or(BuildError::TooManyDevices(n + 1))?;
-        line.insert_str(format!(
-            "virtio_mmio.device=512@{:#x}:{}",
-            layout::virtio_mmio_base(slot),
-            layout::virtio_irq(slot)
-        ))
-        .map_err(boot_err)?;
-    }
-    load_cmdline(mem, GuestAddress(CMDLINE_ADDR), &line).map_err(boot_err)?;
-    let cmdline_len = line
-        .as_cstring()
-        .map_err(boot_err)?
-        .as_bytes_with_nul()
-        .len();
-
-    let mut params = boot_params::default();
-    if let Some(h) = loaded.setup_header {
-        params.hdr = h;
-    } else {
-        params.hdr.boot_flag = KERNEL_BOOT_FLAG_MAGIC;
-        params.hdr.header = KERNEL_HDR_MAGIC;
-        params.hdr.kernel_alignment = KERNEL_MIN_ALIGNMENT_BYTES;
-    }
-    params.hdr.type_of_loader = KERNEL_LOADER_OTHER;
-    params.hdr.cmd_line_ptr = u32::try_from(CMDLINE_ADDR).unwrap_or(0);
-    params.hdr.cmdline_size = u32::try_from(cmdline_len).unwrap_or(0);
-
-    // e820: conventional memory, then every RAM region from 1 MiB.
-    let mut e820 = vec![(0u64, EBDA_START)];
-    for r in &mem_layout.ram {
-        let start = r.start.max(MIB);
-        if r.end() > start {
-            e820.push((start, r.end() - start));
-        }
-    }
-    for (i, (addr, size)) in e820.iter().enumerate() {
-        let entry = params
-            .e820_table
-            .get_mut(i)
-            .ok_or(BuildError::Kernel(KernelError::E820Full))?;
-        entry.addr = *addr;
-        entry.size = *size;
-        entry.r#type = E820_RAM;
-    }
-    params.e820_entries = u8::try_from(e820.len()).unwrap_or(0);
-
+    let cmdline_len = write_cmdline(mem, cmdline, drives)?;
+    let mut params = zero_page(&loaded, cmdline_len);
+    fill_e820(&mut params, mem_layout)?;
     if let Some(initrd) = initrd {
-        let size = initrd.metadata().map_err(boot_err)?.len();
-        // Highest page-aligned place in low RAM that fits, above the kernel.
-        let low_end = mem_layout
-            .ram
-            .iter()
-            .filter(|r| r.start < layout::FOUR_GIB)
-            .map(|r| r.end())
-            .max()
-            .unwrap_or(0);
-        let at = low_end
-            .checked_sub(size)
-            .map(|a| a & !(layout::PAGE - 1))
-            .filter(|a| *a >= loaded.kernel_end)
-            .ok_or(BuildError::Kernel(KernelError::InitrdTooLarge))?;
-        let len = usize::try_from(size).map_err(boot_err)?;
-        mem.read_exact_volatile_from(GuestAddress(at), initrd, len)
-            .map_err(boot_err)?;
-        params.hdr.ramdisk_image = u32::try_from(at).map_err(boot_err)?;
-        params.hdr.ramdisk_size = u32::try_from(size).map_err(boot_err)?;
+        load_initrd(mem, &mut params, initrd, mem_layout, loaded.kernel_end)?;
     }
     LinuxBootConfigurator::write_bootparams(
         &BootParams::new(&params, GuestAddress(ZERO_PAGE)),
@@ -218,6 +147,123 @@ pub(super) fn load_linux(
             .map_err(boot_err)?;
     }
 
+    enter_long_mode(vcpu, entry)
+}
+
+/// Loads the kernel (ELF `vmlinux`, else bzImage) above 1 MiB.
+fn load_kernel(mem: &GuestMemoryMmap, kernel: &mut File) -> Result<KernelLoaderResult, BuildError> {
+    let himem = Some(GuestAddress(MIB));
+    Ok(match Elf::load(mem, None, kernel, himem) {
+        Ok(r) => r,
+        Err(_) => BzImage::load(mem, None, kernel, himem).map_err(boot_err)?,
+    })
+}
+
+/// Writes the command line (`-append`, then one `virtio_mmio.device=` per
+/// drive); returns its length with the NUL.
+fn write_cmdline(
+    mem: &GuestMemoryMmap,
+    cmdline: &str,
+    drives: &[DriveConfig],
+) -> Result<usize, BuildError> {
+    let mut line = Cmdline::new(CMDLINE_MAX).map_err(boot_err)?;
+    if !cmdline.is_empty() {
+        line.insert_str(cmdline).map_err(boot_err)?;
+    }
+    for n in 0..drives.len() {
+        let slot = layout::slot_for_device(n).ok_or(BuildError::TooManyDevices(n + 1))?;
+        line.insert_str(format!(
+            "virtio_mmio.device=512@{:#x}:{}",
+            layout::virtio_mmio_base(slot),
+            layout::virtio_irq(slot)
+        ))
+        .map_err(boot_err)?;
+    }
+    load_cmdline(mem, GuestAddress(CMDLINE_ADDR), &line).map_err(boot_err)?;
+    let cmdline_len = line
+        .as_cstring()
+        .map_err(boot_err)?
+        .as_bytes_with_nul()
+        .len();
+
+    Ok(cmdline_len)
+}
+
+/// The zero page's setup header: the kernel's own (bzImage) or a minimal
+/// one (ELF), with the loader type and the command line.
+fn zero_page(loaded: &KernelLoaderResult, cmdline_len: usize) -> boot_params {
+    let mut params = boot_params::default();
+    if let Some(h) = loaded.setup_header {
+        params.hdr = h;
+    } else {
+        params.hdr.boot_flag = KERNEL_BOOT_FLAG_MAGIC;
+        params.hdr.header = KERNEL_HDR_MAGIC;
+        params.hdr.kernel_alignment = KERNEL_MIN_ALIGNMENT_BYTES;
+    }
+    params.hdr.type_of_loader = KERNEL_LOADER_OTHER;
+    params.hdr.cmd_line_ptr = u32::try_from(CMDLINE_ADDR).unwrap_or(0);
+    params.hdr.cmdline_size = u32::try_from(cmdline_len).unwrap_or(0);
+
+    params
+}
+
+/// e820: conventional memory, then every RAM region from 1 MiB.
+fn fill_e820(params: &mut boot_params, mem_layout: &MemoryLayout) -> Result<(), BuildError> {
+    let mut e820 = vec![(0u64, EBDA_START)];
+    for r in &mem_layout.ram {
+        let start = r.start.max(MIB);
+        if r.end() > start {
+            e820.push((start, r.end() - start));
+        }
+    }
+    for (i, (addr, size)) in e820.iter().enumerate() {
+        let entry = params
+            .e820_table
+            .get_mut(i)
+            .ok_or(BuildError::Kernel(KernelError::E820Full))?;
+        entry.addr = *addr;
+        entry.size = *size;
+        entry.r#type = E820_RAM;
+    }
+    params.e820_entries = u8::try_from(e820.len()).unwrap_or(0);
+
+    Ok(())
+}
+
+/// Copies the initrd to the highest page-aligned place in low RAM that
+/// fits above the kernel and records it in the zero page.
+fn load_initrd(
+    mem: &GuestMemoryMmap,
+    params: &mut boot_params,
+    initrd: &mut File,
+    mem_layout: &MemoryLayout,
+    kernel_end: u64,
+) -> Result<(), BuildError> {
+    let size = initrd.metadata().map_err(boot_err)?.len();
+    // Highest page-aligned place in low RAM that fits, above the kernel.
+    let low_end = mem_layout
+        .ram
+        .iter()
+        .filter(|r| r.start < layout::FOUR_GIB)
+        .map(|r| r.end())
+        .max()
+        .unwrap_or(0);
+    let at = low_end
+        .checked_sub(size)
+        .map(|a| a & !(layout::PAGE - 1))
+        .filter(|a| *a >= kernel_end)
+        .ok_or(BuildError::Kernel(KernelError::InitrdTooLarge))?;
+    let len = usize::try_from(size).map_err(boot_err)?;
+    mem.read_exact_volatile_from(GuestAddress(at), initrd, len)
+        .map_err(boot_err)?;
+    params.hdr.ramdisk_image = u32::try_from(at).map_err(boot_err)?;
+    params.hdr.ramdisk_size = u32::try_from(size).map_err(boot_err)?;
+    Ok(())
+}
+
+/// The vCPU registers for the 64-bit entry: flat segments from the GDT,
+/// paging on with the identity tables, `rsi` at the zero page.
+fn enter_long_mode(vcpu: &mut Vcpu, entry: u64) -> Result<(), BuildError> {
     let (_, mut sregs): (kvm_regs, kvm_sregs) = vcpu.registers()?;
     let code = segment(1, GDT[1]);
     let data = segment(2, GDT[2]);
