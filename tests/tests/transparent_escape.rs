@@ -658,7 +658,12 @@ fn kernel_side_doors_are_closed() {
     f.escape(&["execveat", &copy, "open", &out], &none, secret, None);
     // The same bytes from a memfd do run (memfds are not paths), but still
     // under the filter, the listener and the Landlock domain.
-    f.escape(&["memfd_exec", &copy, "open", &out], &none, secret, Some(EPERM));
+    f.escape(
+        &["memfd_exec", &copy, "open", &out],
+        &none,
+        secret,
+        Some(EPERM),
+    );
     let (bare, conf, _) = f.both(&["exec_sh"], &none);
     assert_eq!(bare, Outcome::Ok("exec-ok".into()), "exec unconfined");
     assert!(conf.refused(), "execve /bin/sh confined: {conf:?}");
