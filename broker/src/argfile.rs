@@ -65,7 +65,7 @@ pub fn split(text: &str) -> Result<Vec<String>, SplitError> {
                             line += usize::from(c == '\n');
                             word.push(c);
                         }
-                        None => return Err(unterminated(start, "single")),
+                        None => return Err(unterminated(start, "unterminated single quote")),
                     }
                 },
                 '"' => loop {
@@ -78,7 +78,7 @@ pub fn split(text: &str) -> Result<Vec<String>, SplitError> {
                             line += usize::from(c == '\n');
                             word.push(c);
                         }
-                        None => return Err(unterminated(start, "double")),
+                        None => return Err(unterminated(start, "unterminated double quote")),
                     }
                 },
                 c => word.push(c),
@@ -88,15 +88,8 @@ pub fn split(text: &str) -> Result<Vec<String>, SplitError> {
     }
 }
 
-fn unterminated(line: usize, kind: &'static str) -> SplitError {
-    SplitError {
-        line,
-        message: if kind == "single" {
-            "unterminated single quote"
-        } else {
-            "unterminated double quote"
-        },
-    }
+fn unterminated(line: usize, message: &'static str) -> SplitError {
+    SplitError { line, message }
 }
 
 /// The argument file a word names, if it is one (`@/...`).
