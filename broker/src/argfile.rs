@@ -166,6 +166,20 @@ mod tests {
         );
     }
 
+    proptest::proptest! {
+        /// Any text splits or is refused without a panic; any words,
+        /// double-quoted with `\` and `"` escaped, split back to themselves.
+        #[test]
+        fn quoting_round_trips(text in ".*", words in proptest::collection::vec(".*", 0..6)) {
+            let _ = split(&text);
+            let quoted: Vec<String> = words
+                .iter()
+                .map(|w| format!("\"{}\"", w.replace('\\', "\\\\").replace('"', "\\\"")))
+                .collect();
+            proptest::prop_assert_eq!(split(&quoted.join(" \n ")).unwrap(), words);
+        }
+    }
+
     fn argv(words: &[&str]) -> Vec<OsString> {
         words.iter().map(OsString::from).collect()
     }
