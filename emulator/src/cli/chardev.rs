@@ -83,53 +83,116 @@ fn common_opts(r: &mut OptsReader, loc: Loc<'_>) -> Result<(), CliError> {
 }
 
 /// The socket backend's options (also used by `-qmp unix:...`).
+/// A socket chardev's options as given, before their combinations are
+/// checked.
+struct SocketOptions {
+    path: Option<String>,
+    fd: Option<String>,
+    host: Option<String>,
+    port: Option<String>,
+    server: Option<bool>,
+    wait: Option<bool>,
+    tls_creds: Option<String>,
+    tls_authz: Option<String>,
+    reconnect: Option<u64>,
+}
+
+impl SocketOptions {
+    /// Takes every socket option from `r`; refuses the ones only `off`
+    /// may have.
+    fn take(r: &mut OptsReader, loc: Loc<'_>) -> Result<Self, CliError> {
+        let opts = SocketOptions {
+            path: r.take("path"),
+            fd: r.take("fd"),
+            host: r.take("host"),
+            port: r.take("port"),
+            server: r.take_bool("server").map_err(|e| loc.opts(e))?,
+            wait: r.take_bool("wait").map_err(|e| loc.opts(e))?,
+            tls_creds: r.take("tls-creds"),
+            tls_authz: r.take("tls-authz"),
+            reconnect: r.take_u64("reconnect").map_err(|e| loc.opts(e))?,
+        };
+        // TCP_NODELAY and unix address length: meaningless or fixed for us.
+        r.take_bool("delay").map_err(|e| loc.opts(e))?;
+        r.take_bool("nodelay").map_err(|e| loc.opts(e))?;
+        r.take_bool("tight").map_err(|e| loc.opts(e))?;
+        for off_only in ["telnet", "tn3270", "websocket", "abstract"] {
+            if r.take_bool(off_only).map_err(|e| loc.opts(e))? == Some(true) {
+                return Err(loc.err(format!("chardev: socket: {off_only}=on is not supported")));
+            }
+        }
+        Ok(opts)
+    }
+
+    /// The one address: an activated listener named like the chardev, a
+    /// path, or an fd number.
+    fn addr(&self, loc: Loc<'_>, activation: Option<i32>) -> Result<SocketAddrConfig, CliError> {
+        Ok(match (&self.path, &self.fd, &self.host, activation) {
+            // An activated listener named like the chardev replaces a path
+            // (systemd bound that path for us) or stands alone.
+            (_, None, None, Some(n)) => SocketAddrConfig::Activated(InheritedFd(n)),
+            (Some(p), None, None, None) => SocketAddrConfig::Unix(PathBuf::from(p)),
+            (None, Some(f), None, _) => SocketAddrConfig::Fd(InheritedFd(parse_fd_number(loc, f)?)),
+            (None, None, Some(_), _) => {
+                if self.port.is_none() {
+                    return Err(loc.err("chardev: socket: no port given"));
+                }
+                return Err(loc.err(
+                    "chardev: socket: TCP sockets are not supported by openhook-emulator \
+                     (use path= or fd=)",
+                ));
+            }
+            _ => return Err(loc.err(EXACTLY_ONE_ADDRESS)),
+        })
+    }
+
+    /// QEMU's checks of what goes with what, then what we do not support.
+    fn check(&self, loc: Loc<'_>, addr: &SocketAddrConfig, server: bool) -> Result<(), CliError> {
+        match addr {
+            SocketAddrConfig::Fd(_) => {
+                if self.reconnect.is_some() {
+                    return Err(loc.err(RECONNECT_FD));
+                }
+                if self.tls_creds.is_some() && !server {
+                    return Err(loc.err(TLS_FD_CLIENT));
+                }
+            }
+            SocketAddrConfig::Unix(_) if self.tls_creds.is_some() => return Err(loc.err(TLS_UNIX)),
+            _ => {}
+        }
+        if self.tls_authz.is_some() && self.tls_creds.is_none() {
+            return Err(loc.err(TLS_AUTHZ));
+        }
+        if server {
+            if self.reconnect.is_some() {
+                return Err(loc.err(RECONNECT_SERVER));
+            }
+        } else if self.wait.is_some() {
+            return Err(loc.err(WAIT_CLIENT));
+        }
+        if self.reconnect.is_some() {
+            return Err(loc.err("chardev: socket: reconnect is not supported"));
+        }
+        if self.tls_creds.is_some() {
+            return Err(loc.err("chardev: socket: TLS is not supported by openhook-emulator"));
+        }
+        Ok(())
+    }
+}
+
 fn socket_opts(
     r: &mut OptsReader,
     loc: Loc<'_>,
     id: &str,
     activated: &[ActivatedFd],
 ) -> Result<SocketChardev, CliError> {
-    let path = r.take("path");
-    let fd = r.take("fd");
-    let host = r.take("host");
-    let port = r.take("port");
-    let server_opt = r.take_bool("server").map_err(|e| loc.opts(e))?;
-    let wait_opt = r.take_bool("wait").map_err(|e| loc.opts(e))?;
-    let tls_creds = r.take("tls-creds");
-    let tls_authz = r.take("tls-authz");
-    let reconnect = r.take_u64("reconnect").map_err(|e| loc.opts(e))?;
-    // TCP_NODELAY and unix address length: meaningless or fixed for us.
-    r.take_bool("delay").map_err(|e| loc.opts(e))?;
-    r.take_bool("nodelay").map_err(|e| loc.opts(e))?;
-    r.take_bool("tight").map_err(|e| loc.opts(e))?;
-    for off_only in ["telnet", "tn3270", "websocket", "abstract"] {
-        if r.take_bool(off_only).map_err(|e| loc.opts(e))? == Some(true) {
-            return Err(loc.err(format!("chardev: socket: {off_only}=on is not supported")));
-        }
-    }
+    let opts = SocketOptions::take(r, loc)?;
     let activation = activated
         .iter()
         .find(|a| a.name.as_deref() == Some(id))
         .map(|a| a.fd);
-
-    let addr = match (&path, &fd, &host, activation) {
-        // An activated listener named like the chardev replaces a path
-        // (systemd bound that path for us) or stands alone.
-        (_, None, None, Some(n)) => SocketAddrConfig::Activated(InheritedFd(n)),
-        (Some(p), None, None, None) => SocketAddrConfig::Unix(PathBuf::from(p)),
-        (None, Some(f), None, _) => SocketAddrConfig::Fd(InheritedFd(parse_fd_number(loc, f)?)),
-        (None, None, Some(_), _) => {
-            if port.is_none() {
-                return Err(loc.err("chardev: socket: no port given"));
-            }
-            return Err(loc.err(
-                "chardev: socket: TCP sockets are not supported by openhook-emulator \
-                 (use path= or fd=)",
-            ));
-        }
-        _ => return Err(loc.err(EXACTLY_ONE_ADDRESS)),
-    };
-    let server = match (&addr, server_opt) {
+    let addr = opts.addr(loc, activation)?;
+    let server = match (&addr, opts.server) {
         (SocketAddrConfig::Activated(_), Some(false)) => {
             return Err(loc.err(format!(
                 "chardev: socket: '{id}' is a socket-activated listener and needs server=on"
@@ -138,40 +201,13 @@ fn socket_opts(
         (SocketAddrConfig::Activated(_), None) => true,
         (_, s) => s.unwrap_or(false),
     };
-    match &addr {
-        SocketAddrConfig::Fd(_) => {
-            if reconnect.is_some() {
-                return Err(loc.err(RECONNECT_FD));
-            }
-            if tls_creds.is_some() && !server {
-                return Err(loc.err(TLS_FD_CLIENT));
-            }
-        }
-        SocketAddrConfig::Unix(_) if tls_creds.is_some() => return Err(loc.err(TLS_UNIX)),
-        _ => {}
-    }
-    if tls_authz.is_some() && tls_creds.is_none() {
-        return Err(loc.err(TLS_AUTHZ));
-    }
-    if server {
-        if reconnect.is_some() {
-            return Err(loc.err(RECONNECT_SERVER));
-        }
-    } else if wait_opt.is_some() {
-        return Err(loc.err(WAIT_CLIENT));
-    }
-    if reconnect.is_some() {
-        return Err(loc.err("chardev: socket: reconnect is not supported"));
-    }
-    if tls_creds.is_some() {
-        return Err(loc.err("chardev: socket: TLS is not supported by openhook-emulator"));
-    }
+    opts.check(loc, &addr, server)?;
     Ok(SocketChardev {
         addr,
         server,
         // Command-line default: a server waits for its first client.
-        wait: server && wait_opt.unwrap_or(true),
-        tls_creds,
+        wait: server && opts.wait.unwrap_or(true),
+        tls_creds: opts.tls_creds,
     })
 }
 
