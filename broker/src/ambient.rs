@@ -1,7 +1,7 @@
 //! Start-up opens: the broker's ambient authority, used once before serving.
 //!
-//! This is one of the two places that open paths (style R3.6; the other is
-//! `resolve.rs`). It reads the policy file, opens every rule root as an
+//! This is one of the two places that open paths (the other is
+//! `resolve.rs`; clippy.toml bans the open APIs everywhere else). It reads the policy file, opens every rule root as an
 //! `O_PATH` directory, binds the `[[listen]]` sockets, opens the
 //! `[[preopen]]` files and the audit log. Policy paths are trusted (the
 //! operator wrote them), so symlinks in them are followed here.

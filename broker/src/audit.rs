@@ -1,5 +1,6 @@
 //! The audit log: one JSON object per line per decision, written before the
-//! reply is sent (style R9.1/R9.2). Never goes through `tracing`.
+//! reply is sent, built from the decision. Data, not diagnostics: never
+//! goes through `tracing`.
 //!
 //! Paths are peer bytes, not necessarily UTF-8. The `path` field keeps them
 //! recoverable: valid UTF-8 is copied as is except `\`, which becomes `\\`;

@@ -1,6 +1,6 @@
 //! Resolution: performs what `policy::decide` allowed, with `openat2`
-//! beneath the rule root. One of the two places that open paths (style
-//! R3.6); there is no fallback resolver (without openat2 the broker refuses
+//! beneath the rule root. One of the two places that open paths (the
+//! other is `ambient.rs`); there is no fallback resolver (without openat2 the broker refuses
 //! to start, see [`probe_openat2`]).
 //!
 //! The open uses `O_NONBLOCK | O_NOCTTY` so a FIFO without a writer or a
