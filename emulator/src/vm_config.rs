@@ -51,11 +51,29 @@ pub struct MachineConfig {
     pub start_paused: bool,
     /// `-machine microvm,pit=on|off|auto`: the in-kernel i8254 PIT.
     pub pit: OnOffAuto,
+    /// `-machine microvm,pic=on|off|auto`: the i8259 PIC pair (only the
+    /// in-kernel one exists: `on` needs `kernel-irqchip=on`).
+    pub pic: OnOffAuto,
+    /// `-accel kvm,kernel-irqchip=on|off|split` (also `-machine
+    /// kernel-irqchip=`); `None`: chosen by the machine (docs/machine.md).
+    pub kernel_irqchip: Option<KernelIrqchip>,
     /// `-global virtio-mmio.ioeventfd=on|off` (QEMU's default: on): a
     /// virtio-blk queue notification is a KVM ioeventfd served by the
     /// disk's I/O thread, and the vCPU goes on meanwhile; off, the vCPU
     /// thread serves it before the guest runs again.
     pub ioeventfd: bool,
+}
+
+/// Where the interrupt controllers live (QEMU's `kernel-irqchip`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum KernelIrqchip {
+    /// PIC, IOAPIC and local APICs (and the PIT) in KVM.
+    On,
+    /// Local APICs in KVM, the IOAPIC in the emulator; no PIC or PIT.
+    Split,
+    /// None in KVM; the emulator has no userspace local APIC, so the
+    /// machine has no interrupts at all (guests poll).
+    Off,
 }
 
 /// QEMU's `OnOffAuto` property values.
@@ -85,6 +103,8 @@ impl Default for MachineConfig {
             no_reboot: false,
             start_paused: false,
             pit: OnOffAuto::Auto,
+            pic: OnOffAuto::Auto,
+            kernel_irqchip: None,
             ioeventfd: true,
         }
     }

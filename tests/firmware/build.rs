@@ -2,12 +2,15 @@
 //! the system toolchain (gcc, ld, objcopy; override with `OPENHOOK_FW_CC`,
 //! `OPENHOOK_FW_LD`, `OPENHOOK_FW_OBJCOPY`).
 //!
-//! Four images, same sources:
+//! Five images, same sources:
 //! - `openhook-fw.bin`: the standard disk test;
 //! - `openhook-fw-hostile.bin`: `-DOPENHOOK_FW_HOSTILE`, malformed requests;
 //! - `openhook-fw-bench.bin`: `-DOPENHOOK_FW_BENCH`, sequential throughput;
 //! - `openhook-fw-boot.bin`: `-DOPENHOOK_FW_BOOT`, banner then exit (the
-//!   machine's start-up and exit cost with next to no guest work).
+//!   machine's start-up and exit cost with next to no guest work);
+//! - `openhook-fw-irq.bin`: `-DOPENHOOK_FW_IRQ`, interrupts through the
+//!   local APIC and the IOAPIC (UART, virtio-blk), and their state across
+//!   a reset.
 //!
 //! Each is written to `OUT_DIR` and nowhere else; the crate sees the
 //! directory as `env!("OPENHOOK_FW_DIR")` and embeds the images (see
@@ -65,6 +68,10 @@ const VARIANTS: &[Variant] = &[
     Variant {
         image: "openhook-fw-boot.bin",
         defines: &["-DOPENHOOK_FW_BOOT"],
+    },
+    Variant {
+        image: "openhook-fw-irq.bin",
+        defines: &["-DOPENHOOK_FW_IRQ"],
     },
 ];
 

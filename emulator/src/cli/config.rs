@@ -65,13 +65,18 @@ impl Builder {
         let cfg = &mut self.cfg;
         match o.opt {
             Opt::Machine => {
-                if let Some(pit) = machine_opts::machine(loc)? {
-                    cfg.pit = pit;
-                }
+                let props = machine_opts::machine(loc)?;
+                cfg.pit = props.pit.unwrap_or(cfg.pit);
+                cfg.pic = props.pic.unwrap_or(cfg.pic);
+                cfg.kernel_irqchip = props.kernel_irqchip.or(cfg.kernel_irqchip);
             }
             // Acted on before parsing (`args::info_request`).
             Opt::Help | Opt::Version => {}
-            Opt::Accel => machine_opts::accel(loc)?,
+            Opt::Accel => {
+                if let Some(chip) = machine_opts::accel(loc)? {
+                    cfg.kernel_irqchip = Some(chip);
+                }
+            }
             Opt::EnableKvm => {}
             Opt::Cpu => machine_opts::cpu(loc)?,
             Opt::Memory => cfg.memory_mib = machine_opts::memory_mib(loc)?,

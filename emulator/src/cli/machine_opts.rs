@@ -9,16 +9,55 @@
 use super::error::{CliError, Loc};
 use super::qemu_opts;
 use super::scalar;
-use crate::vm_config::OnOffAuto;
+use crate::vm_config::{KernelIrqchip, OnOffAuto};
+
+/// The `-machine` sub-options that change the machine (the last one of
+/// each wins).
+#[derive(Debug, Default, Clone, Copy, PartialEq, Eq)]
+pub struct MachineProps {
+    pub pit: Option<OnOffAuto>,
+    pub pic: Option<OnOffAuto>,
+    pub kernel_irqchip: Option<KernelIrqchip>,
+}
+
+fn on_off_auto(loc: Loc<'_>, name: &str, v: Option<String>) -> Result<Option<OnOffAuto>, CliError> {
+    Ok(match v.as_deref() {
+        None => None,
+        Some("auto") => Some(OnOffAuto::Auto),
+        Some(v) => match scalar::parse_bool(v) {
+            Some(true) => Some(OnOffAuto::On),
+            Some(false) => Some(OnOffAuto::Off),
+            None => {
+                return Err(loc.err(format!(
+                    "Parameter '{name}' does not accept value '{v}' (on, off or auto)"
+                )))
+            }
+        },
+    })
+}
+
+fn kernel_irqchip(loc: Loc<'_>, v: Option<String>) -> Result<Option<KernelIrqchip>, CliError> {
+    Ok(match v.as_deref() {
+        None => None,
+        Some("split") => Some(KernelIrqchip::Split),
+        Some(v) => match scalar::parse_bool(v) {
+            Some(true) => Some(KernelIrqchip::On),
+            Some(false) => Some(KernelIrqchip::Off),
+            None => {
+                return Err(loc.err(format!(
+                    "Parameter 'kernel-irqchip' does not accept value '{v}' (on, off or split)"
+                )))
+            }
+        },
+    })
+}
 
 /// `-machine` sub-options QEMU's microvm has that describe its fixed
 /// layout or host tuning; we accept them and ignore their values.
 pub const IGNORED_MACHINE_PROPS: &[&str] = &[
     "x-option-roms",
-    "pic",
     "rtc",
     "isa-serial",
-    "ioapic2",
     "auto-kernel-cmdline",
     "acpi",
     "pcie",
@@ -26,13 +65,13 @@ pub const IGNORED_MACHINE_PROPS: &[&str] = &[
     "graphics",
     "dump-guest-core",
     "mem-merge",
-    "kernel-irqchip",
     "x-machine-cpu-hotplug",
 ];
 
 /// Checks `-machine [type=]microvm[,accel=kvm][,pit=on|off|auto]
-/// [,<ignored>=...]`; returns `pit` when given (the last one wins).
-pub fn machine(loc: Loc<'_>) -> Result<Option<OnOffAuto>, CliError> {
+/// [,pic=on|off|auto][,ioapic2=off][,kernel-irqchip=on|off|split]
+/// [,<ignored>=...]`.
+pub fn machine(loc: Loc<'_>) -> Result<MachineProps, CliError> {
     let mut r = qemu_opts::parse(loc.arg.unwrap_or(""), Some("type"))
         .map_err(|e| loc.opts(e))?
         .reader();
@@ -46,19 +85,17 @@ pub fn machine(loc: Loc<'_>) -> Result<Option<OnOffAuto>, CliError> {
     if let Some(accel) = r.take("accel") {
         check_accel(loc, &accel)?;
     }
-    let pit = match r.take("pit").as_deref() {
-        None => None,
-        Some("auto") => Some(OnOffAuto::Auto),
-        Some(v) => match scalar::parse_bool(v) {
-            Some(true) => Some(OnOffAuto::On),
-            Some(false) => Some(OnOffAuto::Off),
-            None => {
-                return Err(loc.err(format!(
-                    "Parameter 'pit' does not accept value '{v}' (on, off or auto)"
-                )))
-            }
-        },
+    let props = MachineProps {
+        pit: on_off_auto(loc, "pit", r.take("pit"))?,
+        pic: on_off_auto(loc, "pic", r.take("pic"))?,
+        kernel_irqchip: kernel_irqchip(loc, r.take("kernel-irqchip"))?,
     };
+    // One IOAPIC: its 24 pins carry the UART and the virtio lines.
+    if on_off_auto(loc, "ioapic2", r.take("ioapic2"))? == Some(OnOffAuto::On) {
+        return Err(loc.err(
+            "ioapic2=on is not supported (the machine has one IOAPIC; its pins 5-23 carry the virtio-mmio lines)",
+        ));
+    }
     for prop in IGNORED_MACHINE_PROPS {
         r.ignore(prop);
     }
@@ -68,7 +105,7 @@ pub fn machine(loc: Loc<'_>) -> Result<Option<OnOffAuto>, CliError> {
         }
         other => loc.opts(other),
     })?;
-    Ok(pit)
+    Ok(props)
 }
 
 fn check_accel(loc: Loc<'_>, accel: &str) -> Result<(), CliError> {
@@ -82,8 +119,9 @@ fn check_accel(loc: Loc<'_>, accel: &str) -> Result<(), CliError> {
     }
 }
 
-/// Checks `-accel kvm[,kernel-irqchip=...]`.
-pub fn accel(loc: Loc<'_>) -> Result<(), CliError> {
+/// Checks `-accel kvm[,kernel-irqchip=on|off|split]`; returns
+/// `kernel-irqchip` when given.
+pub fn accel(loc: Loc<'_>) -> Result<Option<KernelIrqchip>, CliError> {
     let mut r = qemu_opts::parse(loc.arg.unwrap_or(""), Some("accel"))
         .map_err(|e| loc.opts(e))?
         .reader();
@@ -93,9 +131,9 @@ pub fn accel(loc: Loc<'_>) -> Result<(), CliError> {
             "invalid accelerator {accel} (openhook-emulator only supports kvm)"
         )));
     }
-    // Irqchip placement is chosen by the machine (in-kernel when possible).
-    r.ignore("kernel-irqchip");
-    r.finish().map_err(|e| loc.opts(e))
+    let chip = kernel_irqchip(loc, r.take("kernel-irqchip"))?;
+    r.finish().map_err(|e| loc.opts(e))?;
+    Ok(chip)
 }
 
 /// Checks `-cpu host[,feature...]` (also `max`). The vCPU gets the host's
@@ -238,33 +276,48 @@ mod tests {
 
     #[test]
     fn machine_microvm_with_qemu_sub_options() {
-        assert_eq!(machine(loc("M", "microvm")), Ok(None));
+        let none = MachineProps::default();
+        let pit = |v| MachineProps {
+            pit: Some(v),
+            ..none
+        };
+        assert_eq!(machine(loc("M", "microvm")), Ok(none));
         assert_eq!(
             machine(loc(
                 "machine",
                 "microvm,x-option-roms=off,pit=off,pic=off,rtc=off,isa-serial=on,accel=kvm"
             )),
-            Ok(Some(OnOffAuto::Off))
+            Ok(MachineProps {
+                pit: Some(OnOffAuto::Off),
+                pic: Some(OnOffAuto::Off),
+                kernel_irqchip: None,
+            })
         );
         assert_eq!(
             machine(loc("machine", "type=microvm,accel=kvm:tcg")),
-            Ok(None)
+            Ok(none)
         );
-        assert_eq!(machine(loc("machine", "accel=kvm")), Ok(None));
+        assert_eq!(machine(loc("machine", "accel=kvm")), Ok(none));
         assert_eq!(
             machine(loc("M", "microvm,pit=on,pit=auto")),
-            Ok(Some(OnOffAuto::Auto))
+            Ok(pit(OnOffAuto::Auto))
         );
-        assert_eq!(
-            machine(loc("M", "microvm,pit=yes")),
-            Ok(Some(OnOffAuto::On))
-        );
+        assert_eq!(machine(loc("M", "microvm,pit=yes")), Ok(pit(OnOffAuto::On)));
         assert_eq!(
             machine(loc("M", "microvm,pit=maybe"))
                 .unwrap_err()
                 .to_string(),
             "-M microvm,pit=maybe: Parameter 'pit' does not accept value 'maybe' (on, off or auto)"
         );
+        assert_eq!(
+            machine(loc("M", "microvm,kernel-irqchip=split,ioapic2=off")),
+            Ok(MachineProps {
+                kernel_irqchip: Some(KernelIrqchip::Split),
+                ..none
+            })
+        );
+        assert!(machine(loc("M", "microvm,ioapic2=on")).is_err());
+        assert!(machine(loc("M", "microvm,kernel-irqchip=half")).is_err());
         assert_eq!(
             machine(loc("M", "pc")).unwrap_err().to_string(),
             "-M pc: unsupported machine type 'pc' (openhook-emulator only has 'microvm')"
@@ -278,8 +331,20 @@ mod tests {
 
     #[test]
     fn accel_and_cpu() {
-        assert_eq!(accel(loc("accel", "kvm")), Ok(()));
-        assert_eq!(accel(loc("accel", "kvm,kernel-irqchip=split")), Ok(()));
+        assert_eq!(accel(loc("accel", "kvm")), Ok(None));
+        assert_eq!(
+            accel(loc("accel", "kvm,kernel-irqchip=split")),
+            Ok(Some(KernelIrqchip::Split))
+        );
+        assert_eq!(
+            accel(loc("accel", "kvm,kernel-irqchip=on")),
+            Ok(Some(KernelIrqchip::On))
+        );
+        assert_eq!(
+            accel(loc("accel", "kvm,kernel-irqchip=off")),
+            Ok(Some(KernelIrqchip::Off))
+        );
+        assert!(accel(loc("accel", "kvm,kernel-irqchip=maybe")).is_err());
         assert_eq!(
             accel(loc("accel", "tcg")).unwrap_err().to_string(),
             "-accel tcg: invalid accelerator tcg (openhook-emulator only supports kvm)"

@@ -7,6 +7,7 @@
 
 pub mod bus_device;
 pub mod debug_exit;
+pub mod ioapic;
 pub mod serial;
 pub mod virtio;
 
@@ -14,27 +15,58 @@ use std::sync::Arc;
 
 use vmm_sys_util::eventfd::EventFd;
 
+/// Raises one interrupt line of a userspace interrupt controller.
+pub type PulseFn = Arc<dyn Fn() + Send + Sync>;
+
 /// An interrupt line. With the in-kernel irqchip it is an eventfd
-/// registered as an irqfd; without one it does nothing (guests poll).
-#[derive(Clone, Debug, Default)]
-pub struct IrqLine(Option<Arc<EventFd>>);
+/// registered as an irqfd; with a split irqchip a pin of the userspace
+/// IOAPIC; without an irqchip it does nothing (guests poll).
+#[derive(Clone, Default)]
+pub struct IrqLine(Line);
+
+#[derive(Clone, Default)]
+enum Line {
+    #[default]
+    None,
+    Eventfd(Arc<EventFd>),
+    Pulse(PulseFn),
+}
+
+impl std::fmt::Debug for IrqLine {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(match self.0 {
+            Line::None => "IrqLine(none)",
+            Line::Eventfd(_) => "IrqLine(irqfd)",
+            Line::Pulse(_) => "IrqLine(userspace)",
+        })
+    }
+}
 
 impl IrqLine {
     /// A line that goes nowhere.
     pub fn none() -> Self {
-        IrqLine(None)
+        IrqLine(Line::None)
     }
 
     /// A line backed by an irqfd-registered eventfd.
     pub fn eventfd(fd: Arc<EventFd>) -> Self {
-        IrqLine(Some(fd))
+        IrqLine(Line::Eventfd(fd))
+    }
+
+    /// A line that calls `pulse` (a pin of a userspace controller).
+    pub fn pulse(pulse: PulseFn) -> Self {
+        IrqLine(Line::Pulse(pulse))
     }
 
     /// Raises the line (edge). A failure to signal is ignored: the guest
     /// can still poll.
     pub fn trigger(&self) {
-        if let Some(fd) = &self.0 {
-            let _ = fd.write(1);
+        match &self.0 {
+            Line::None => {}
+            Line::Eventfd(fd) => {
+                let _ = fd.write(1);
+            }
+            Line::Pulse(pulse) => pulse(),
         }
     }
 }

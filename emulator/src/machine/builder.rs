@@ -6,8 +6,8 @@ use std::io::{Read, Seek, SeekFrom};
 use std::sync::{Arc, Mutex};
 
 use kvm_bindings::{
-    kvm_irqchip, kvm_pit_config, KVM_IRQCHIP_IOAPIC, KVM_IRQCHIP_PIC_MASTER, KVM_IRQCHIP_PIC_SLAVE,
-    KVM_MAX_CPUID_ENTRIES, KVM_PIT_SPEAKER_DUMMY,
+    kvm_irqchip, KVM_IRQCHIP_IOAPIC, KVM_IRQCHIP_PIC_MASTER, KVM_IRQCHIP_PIC_SLAVE,
+    KVM_MAX_CPUID_ENTRIES,
 };
 use kvm_ioctls::{Cap, IoEventAddress};
 use vm_memory::{Bytes, GuestAddress, GuestMemoryMmap};
@@ -16,6 +16,7 @@ use vmm_sys_util::eventfd::{EventFd, EFD_NONBLOCK};
 use super::bus::SharedDevice;
 use super::control::{ResetHook, Shared};
 use super::io_thread::IoQueue;
+use super::irqchip::{self, IoapicMmio, IrqchipKind, UserIoapic};
 use super::kvm::{kvm_from_fd, KvmVm};
 use super::layout::{self, MemoryLayout};
 use super::vcpu::{Buses, Vcpu};
@@ -26,7 +27,7 @@ use crate::devices::serial::SerialDevice;
 use crate::devices::virtio::blk::BlockDevice;
 use crate::devices::virtio::{mmio, VirtioMmioDevice};
 use crate::devices::IrqLine;
-use crate::vm_config::{MachineConfig, OnOffAuto};
+use crate::vm_config::MachineConfig;
 
 /// QEMU's addresses for the VMX real-mode helpers (below the 16 MiB
 /// firmware window, above the local APIC page).
@@ -44,9 +45,15 @@ fn read_firmware(file: &mut std::fs::File) -> Result<Vec<u8>, BuildError> {
     Ok(bytes)
 }
 
-fn irq_line(vm: &KvmVm, irqchip: bool, gsi: u32) -> Result<IrqLine, BuildError> {
-    if !irqchip {
-        return Ok(IrqLine::none());
+fn irq_line(vm: &KvmVm, chip: &Chip, gsi: u32) -> Result<IrqLine, BuildError> {
+    match chip {
+        Chip::None => return Ok(IrqLine::none()),
+        Chip::Split(ioapic) => {
+            let ioapic = ioapic.clone();
+            let pin = gsi as usize;
+            return Ok(IrqLine::pulse(Arc::new(move || ioapic.pulse(pin))));
+        }
+        Chip::Kernel => {}
     }
     let fd = EventFd::new(EFD_NONBLOCK).map_err(BuildError::EventFd)?;
     vm.fd()
@@ -75,6 +82,13 @@ fn queue_notify_event(vm: &KvmVm, slot: usize) -> Result<Option<EventFd>, BuildE
 /// The firmware image, its mapping and where it sits: a reset rewrites it
 /// (without read-only slots the guest could have changed it).
 type RomImage = (GuestMemoryMmap, GuestAddress, Vec<u8>);
+
+/// The interrupt controller devices are wired to.
+enum Chip {
+    Kernel,
+    Split(Arc<UserIoapic>),
+    None,
+}
 
 /// The devices on the two buses and what the machine keeps of them.
 struct Devices {
@@ -110,7 +124,7 @@ pub(super) fn build(
         None => None,
     };
     // Interrupt controllers.
-    let irqchip = create_irqchip(&vm, config);
+    let irqchip = irqchip::create(&vm, config)?;
     let vm = Arc::new(vm);
     // Devices.
     let devices = attach_devices(&vm, config, files.serial, files.drives, irqchip, &ram)?;
@@ -149,7 +163,8 @@ pub(super) fn build(
         no_reboot: config.no_reboot || config.kernel.is_some(),
         serial_input: SerialInput(devices.serial_port),
         info: MachineInfo {
-            irqchip,
+            irqchip: irqchip.has_lapic(),
+            kernel_irqchip: irqchip.as_str(),
             readonly_rom,
             ioeventfd_queues,
             layout: mem_layout,
@@ -217,35 +232,6 @@ fn map_firmware(
     Ok(Some((rom, at, bytes.to_vec())))
 }
 
-/// The in-kernel irqchip (and PIT), after every memory slot; whether
-/// the host gave one.
-fn create_irqchip(vm: &KvmVm, config: &MachineConfig) -> bool {
-    // The irqchip only after every memory slot: creating it registers
-    // the PIC/IOAPIC on KVM's I/O bus, which leaves an SRCU grace period
-    // in flight, and the next memory-slot change waits it out (4-8 ms
-    // here, the most expensive step of a start). After the slots it ends
-    // while the guest runs; only a VM that ends within ~10 ms of its
-    // start waits for it at teardown instead (docs/performance.md).
-    let irqchip = vm.fd().create_irq_chip().is_ok();
-    // QEMU's microvm defaults to a PIT; ours creates the in-kernel one
-    // only for a Linux boot (it may calibrate with it) unless `pit=on`: a
-    // firmware here polls, and tearing the in-kernel PIT down at exit
-    // costs ~15 ms on the dev hosts (a fifth of a firmware run).
-    let want_pit = match config.pit {
-        OnOffAuto::On => true,
-        OnOffAuto::Off => false,
-        OnOffAuto::Auto => config.kernel.is_some(),
-    };
-    if irqchip && want_pit {
-        let pit = kvm_pit_config {
-            flags: KVM_PIT_SPEAKER_DUMMY,
-            ..Default::default()
-        };
-        let _ = vm.fd().create_pit2(pit);
-    }
-    irqchip
-}
-
 /// The UART, isa-debug-exit and the 24 virtio-mmio transports (drives
 /// from the highest slot down, the rest empty).
 fn attach_devices(
@@ -253,11 +239,24 @@ fn attach_devices(
     config: &MachineConfig,
     serial: Box<dyn crate::devices::serial::SerialOutput>,
     drives: Vec<std::fs::File>,
-    irqchip: bool,
+    irqchip: IrqchipKind,
     ram: &GuestMemoryMmap,
 ) -> Result<Devices, BuildError> {
     let mut buses = Buses::default();
-    let serial_irq = irq_line(vm, irqchip, layout::SERIAL_IRQ)?;
+    let chip = match irqchip {
+        IrqchipKind::Kernel => Chip::Kernel,
+        IrqchipKind::None => Chip::None,
+        IrqchipKind::Split => {
+            let ioapic = UserIoapic::new(vm.clone());
+            let (base, size) = irqchip::IOAPIC_WINDOW;
+            buses
+                .mmio
+                .insert(base, size, Arc::new(Mutex::new(IoapicMmio(ioapic.clone()))))?;
+            buses.ioapic = Some(ioapic.clone());
+            Chip::Split(ioapic)
+        }
+    };
+    let serial_irq = irq_line(vm, &chip, layout::SERIAL_IRQ)?;
     let serial_port = Arc::new(Mutex::new(SerialDevice::new(serial, serial_irq)));
     let serial_dev: SharedDevice = serial_port.clone();
     buses.pio.insert(
@@ -282,7 +281,7 @@ fn attach_devices(
                 source: e,
             }
         })?;
-        let irq = irq_line(vm, irqchip, layout::virtio_irq(slot))?;
+        let irq = irq_line(vm, &chip, layout::virtio_irq(slot))?;
         let device: SharedDevice = Arc::new(Mutex::new(VirtioMmioDevice::new(
             Box::new(blk),
             ram.clone(),
@@ -318,9 +317,9 @@ fn create_vcpus(
     kvm: &kvm_ioctls::Kvm,
     vm: &Arc<KvmVm>,
     config: &MachineConfig,
-    irqchip: bool,
+    irqchip: IrqchipKind,
 ) -> Result<Vec<Vcpu>, BuildError> {
-    if config.vcpus > 1 && !irqchip {
+    if config.vcpus > 1 && !irqchip.has_lapic() {
         return Err(BuildError::SmpNeedsIrqchip);
     }
     let cpuid = kvm
@@ -328,7 +327,7 @@ fn create_vcpus(
         .map_err(|e| BuildError::Kvm("KVM_GET_SUPPORTED_CPUID", e))?;
     let mut vcpus = Vec::new();
     for id in 0..config.vcpus {
-        vcpus.push(Vcpu::new(vm, id, &cpuid, irqchip)?);
+        vcpus.push(Vcpu::new(vm, id, &cpuid, irqchip.has_lapic())?);
     }
     Ok(vcpus)
 }
@@ -337,10 +336,12 @@ fn create_vcpus(
 /// interrupt controllers back to their power-on state, the ROM rewritten.
 fn reset_hook(
     vm: &Arc<KvmVm>,
-    irqchip: bool,
+    irqchip: IrqchipKind,
     buses: &Arc<Buses>,
     rom_image: Option<RomImage>,
 ) -> ResetHook {
+    // A userspace IOAPIC is on the MMIO bus and resets with it.
+    let irqchip = irqchip == IrqchipKind::Kernel;
     let initial_chips = if irqchip {
         capture_irqchips(vm)
     } else {

@@ -21,6 +21,7 @@ pub mod bus;
 pub mod control;
 pub mod error;
 mod io_thread;
+pub mod irqchip;
 pub mod kvm;
 pub mod layout;
 pub mod syscalls;
@@ -70,8 +71,10 @@ pub enum BuildError {
     TooManyDevices(usize),
     #[error("at least one vCPU is needed")]
     NoVcpus,
-    #[error("more than one vCPU needs the in-kernel irqchip, which this host refused")]
+    #[error("more than one vCPU needs an in-kernel local APIC (kernel-irqchip=on or split), which this machine does not have")]
     SmpNeedsIrqchip,
+    #[error("pit=on and pic=on need kernel-irqchip=on (the PIT and PIC exist only in the kernel)")]
+    NeedsKernelIrqchip,
     #[error(transparent)]
     Layout(#[from] layout::LayoutError),
     #[error(transparent)]
@@ -117,8 +120,11 @@ pub enum MemoryError {
 /// Facts about the built machine that depend on the host.
 #[derive(Debug, Clone)]
 pub struct MachineInfo {
-    /// KVM_CREATE_IRQCHIP succeeded: UART and virtio interrupts are live.
+    /// The vCPUs have a local APIC (in-kernel or split irqchip): UART and
+    /// virtio interrupts are live.
     pub irqchip: bool,
+    /// Where the controllers are, in QEMU's words: "on", "split" or "off".
+    pub kernel_irqchip: &'static str,
     /// The firmware is mapped read-only (KVM_CAP_READONLY_MEM).
     pub readonly_rom: bool,
     /// virtio queues notified through a KVM ioeventfd and served by an

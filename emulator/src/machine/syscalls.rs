@@ -14,8 +14,9 @@
 use std::mem::size_of;
 
 use kvm_bindings::{
-    kvm_cpuid2, kvm_fpu, kvm_ioeventfd, kvm_irqchip, kvm_irqfd, kvm_lapic_state, kvm_mp_state,
-    kvm_pit_config, kvm_pit_state2, kvm_regs, kvm_sregs, kvm_userspace_memory_region,
+    kvm_cpuid2, kvm_enable_cap, kvm_fpu, kvm_ioeventfd, kvm_irq_routing, kvm_irqchip, kvm_irqfd,
+    kvm_lapic_state, kvm_mp_state, kvm_msi, kvm_pit_config, kvm_pit_state2, kvm_regs, kvm_sregs,
+    kvm_userspace_memory_region,
 };
 use vmm_sys_util::ioctl::{ioctl_expr, _IOC_NONE, _IOC_READ, _IOC_WRITE};
 
@@ -46,7 +47,10 @@ pub const KVM_SET_IDENTITY_MAP_ADDR: u64 = iow(0x48, size_of::<u64>());
 pub const KVM_CREATE_IRQCHIP: u64 = io(0x60);
 pub const KVM_GET_IRQCHIP: u64 = iowr(0x62, size_of::<kvm_irqchip>());
 pub const KVM_SET_IRQCHIP: u64 = ior(0x63, size_of::<kvm_irqchip>());
+pub const KVM_SET_GSI_ROUTING: u64 = iow(0x6a, size_of::<kvm_irq_routing>());
 pub const KVM_IRQFD: u64 = iow(0x76, size_of::<kvm_irqfd>());
+pub const KVM_ENABLE_CAP: u64 = iow(0xa3, size_of::<kvm_enable_cap>());
+pub const KVM_SIGNAL_MSI: u64 = iow(0xa5, size_of::<kvm_msi>());
 pub const KVM_IOEVENTFD: u64 = iow(0x79, size_of::<kvm_ioeventfd>());
 pub const KVM_CREATE_PIT2: u64 = iow(0x77, size_of::<kvm_pit_config>());
 pub const KVM_GET_PIT2: u64 = ior(0x9f, size_of::<kvm_pit_state2>());
@@ -80,6 +84,9 @@ pub const KVM_IOCTLS: &[u64] = &[
     KVM_SET_IRQCHIP,
     KVM_IRQFD,
     KVM_IOEVENTFD,
+    KVM_ENABLE_CAP,
+    KVM_SIGNAL_MSI,
+    KVM_SET_GSI_ROUTING,
     KVM_CREATE_PIT2,
     KVM_GET_PIT2,
     KVM_SET_PIT2,
@@ -110,6 +117,10 @@ pub const KVM_RUN_IOCTLS: &[u64] = &[
     KVM_GET_SREGS,
     KVM_SET_IRQCHIP,
     KVM_SET_PIT2,
+    // The userspace IOAPIC (split irqchip): delivery from any device
+    // thread, EOI routes from the vCPU that programs it or a reset.
+    KVM_SIGNAL_MSI,
+    KVM_SET_GSI_ROUTING,
 ];
 
 /// Syscalls of the machine's threads while the guest runs (besides the
@@ -178,6 +189,9 @@ mod tests {
         assert_eq!(KVM_GET_REGS, 0x8090_ae81);
         assert_eq!(KVM_SET_SREGS, 0x4138_ae84);
         assert_eq!(KVM_IRQFD, 0x4020_ae76);
+        assert_eq!(KVM_ENABLE_CAP, 0x4068_aea3);
+        assert_eq!(KVM_SIGNAL_MSI, 0x4020_aea5);
+        assert_eq!(KVM_SET_GSI_ROUTING, 0x4008_ae6a);
         assert_eq!(KVM_IOEVENTFD, 0x4040_ae79);
         assert_eq!(KVM_CREATE_PIT2, 0x4040_ae77);
         assert_eq!(KVM_GET_IRQCHIP, 0xc208_ae62);

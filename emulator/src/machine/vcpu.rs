@@ -12,6 +12,7 @@ use kvm_ioctls::{VcpuExit, VcpuFd};
 
 use super::bus::{Bus, BusEffect};
 use super::control::{ExitReason, Gate, Shared, ShutdownCause};
+use super::irqchip::UserIoapic;
 use super::kvm::{internal_error_suberror, KvmVm};
 
 /// The machine's two address spaces.
@@ -19,6 +20,8 @@ use super::kvm::{internal_error_suberror, KvmVm};
 pub struct Buses {
     pub pio: Bus,
     pub mmio: Bus,
+    /// The userspace IOAPIC of a split irqchip (its EOIs).
+    pub ioapic: Option<Arc<UserIoapic>>,
 }
 
 pub use super::error::VcpuError;
@@ -198,6 +201,12 @@ impl Vcpu {
             VcpuExit::Hlt => return Step::Halted,
             VcpuExit::Shutdown => return Step::GuestReset,
             VcpuExit::Intr => BusEffect::None,
+            VcpuExit::IoapicEoi(vector) => {
+                if let Some(ioapic) = &buses.ioapic {
+                    ioapic.eoi(vector);
+                }
+                BusEffect::None
+            }
             VcpuExit::SystemEvent(KVM_SYSTEM_EVENT_RESET, _) => return Step::GuestReset,
             VcpuExit::SystemEvent(KVM_SYSTEM_EVENT_SHUTDOWN, _) => {
                 return Step::Exit(ExitReason::Quit(ShutdownCause::GuestShutdown))

@@ -268,6 +268,7 @@ int check_pattern(int written, uint64_t first, uint32_t count, uint32_t buf);
 int run_standard(struct blkdev *d);
 int run_hostile(struct blkdev *d);
 int run_bench(struct blkdev *d);
+__attribute__((noreturn)) void run_irq(void);
 /* Read count sectors from first into BUF_A, print the transcript line and
  * compare with the prepared (written=0) or firmware (written=1) pattern;
  * expect_match=0 expects every sector to differ. 0 if as expected. */

@@ -13,6 +13,8 @@
 #define VARIANT "bench"
 #elif defined(OPENHOOK_FW_BOOT)
 #define VARIANT "boot"
+#elif defined(OPENHOOK_FW_IRQ)
+#define VARIANT "irq"
 #else
 #define VARIANT "standard"
 #endif
@@ -182,6 +184,9 @@ void fw_main(void)
     /* Start-up and exit only: what the VMM costs around the guest. */
     fw_printf("result: PASS\n");
     fw_exit(FW_EXIT_PASS);
+#endif
+#if defined(OPENHOOK_FW_IRQ)
+    run_irq();
 #endif
 
     int found = virtio_scan(&dev, &problems);

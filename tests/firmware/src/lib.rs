@@ -16,6 +16,8 @@ pub const HOSTILE_IMAGE: &str = "openhook-fw-hostile.bin";
 pub const BENCH_IMAGE: &str = "openhook-fw-bench.bin";
 /// The start-up variant (`-DOPENHOOK_FW_BOOT`).
 pub const BOOT_IMAGE: &str = "openhook-fw-boot.bin";
+/// The interrupt variant (`-DOPENHOOK_FW_IRQ`).
+pub const IRQ_IMAGE: &str = "openhook-fw-irq.bin";
 
 /// Every image, by name, with its bytes.
 pub const IMAGES: &[(&str, &[u8])] = &[
@@ -34,6 +36,10 @@ pub const IMAGES: &[(&str, &[u8])] = &[
     (
         BOOT_IMAGE,
         include_bytes!(concat!(env!("OPENHOOK_FW_DIR"), "/openhook-fw-boot.bin")),
+    ),
+    (
+        IRQ_IMAGE,
+        include_bytes!(concat!(env!("OPENHOOK_FW_DIR"), "/openhook-fw-irq.bin")),
     ),
 ];
 
