@@ -10,7 +10,8 @@ use std::fmt::Write as _;
 
 use crate::policy::flags::{O_CREAT, O_RDONLY, O_RDWR, O_TRUNC, O_WRONLY};
 use crate::policy::{
-    decide_traced, errno_name, Access, DenyReason, FileType, Lost, Policy, RuleId, RuleKind, Trace,
+    decide_traced, errno_name, Access, Allowed, Denial, DenyReason, FileType, Lost, Policy, RuleId,
+    RuleKind, Trace,
 };
 
 /// The request to explain, as the emulator would send it.
@@ -172,15 +173,50 @@ pub fn explain(policy: &Policy, req: &Request) -> Explanation {
 /// stops the open.
 pub fn explain_on_host<L>(policy: &Policy, req: &Request, look: L) -> Explanation
 where
-    L: FnOnce(&crate::policy::Allowed<'_>) -> Option<HostFinding>,
+    L: FnOnce(&Allowed<'_>) -> Option<HostFinding>,
 {
     let mut losers = Losers::default();
     let decided = decide_traced(policy, &req.path, req.flags(), 0o666, &mut losers);
-    let deny_errno =
-        |e: openhook_wire::Errno| format!("{} ({})", errno_name(e).unwrap_or("errno"), e.get());
-    let mut out = String::new();
-    let _ = write!(
-        out,
+    let mut out = request_line(req);
+    let host = match (&decided, req.file_type) {
+        (Ok(a), None) => look(a),
+        _ => None,
+    };
+    // The type the open would find: the host's, else --type's.
+    let file_type = match host {
+        Some(HostFinding::Found(t)) => Some(Some(t)),
+        Some(HostFinding::WrongType(t)) => Some(t),
+        _ => req.file_type.map(Some),
+    };
+    let allowed = match &decided {
+        Ok(a) if file_type.is_none_or(|t| a.permits_type(t)) => {
+            allowed_lines(&mut out, policy, a, file_type.is_none());
+            host_line(&mut out, policy, a.rule, host, req.create)
+        }
+        Ok(a) => {
+            type_denied_lines(&mut out, policy, a, file_type.flatten(), host.is_some());
+            false
+        }
+        Err(d) => {
+            denied_lines(&mut out, policy, d);
+            false
+        }
+    };
+    let decided_by_rule = match &decided {
+        Ok(_) => true,
+        Err(d) => d.rule.is_some(),
+    };
+    loser_lines(&mut out, policy, &losers, decided_by_rule);
+    Explanation { allowed, text: out }
+}
+
+fn errno_text(e: openhook_wire::Errno) -> String {
+    format!("{} ({})", errno_name(e).unwrap_or("errno"), e.get())
+}
+
+/// `request: PATH access=rw create (flags 0o102)`.
+fn request_line(req: &Request) -> String {
+    let mut out = format!(
         "request: {} access={}",
         String::from_utf8_lossy(&req.path),
         req.access.as_str()
@@ -195,101 +231,93 @@ where
         let _ = write!(out, " type={}", t.as_str());
     }
     let _ = writeln!(out, " (flags {:#o})", req.flags());
+    out
+}
 
-    let host = match (&decided, req.file_type) {
-        (Ok(a), None) => look(a),
-        _ => None,
+fn allowed_lines(out: &mut String, policy: &Policy, a: &Allowed<'_>, type_unknown: bool) {
+    let _ = writeln!(out, "decision: allow by {}", cite(policy, a.rule));
+    let _ = writeln!(out, "  grants {}", grants(policy, a.rule));
+    let created = if a.mode != 0 {
+        format!(
+            ", created with mode at most {:#o}",
+            policy.rule(a.rule).mode
+        )
+    } else {
+        String::new()
     };
-    let file_type = match host {
-        Some(HostFinding::Found(t)) => Some(Some(t)),
-        Some(HostFinding::WrongType(t)) => Some(t),
-        _ => req.file_type.map(Some),
-    };
-    let allowed = match &decided {
-        Ok(a) if file_type.is_none_or(|t| a.permits_type(t)) => {
-            let rule = policy.rule(a.rule);
-            let root = &policy.roots[a.root.0];
-            let _ = writeln!(out, "decision: allow by {}", cite(policy, a.rule));
-            let _ = writeln!(out, "  grants {}", grants(policy, a.rule));
-            let _ = writeln!(
-                out,
-                "  opens {:?} beneath {root}{}",
-                String::from_utf8_lossy(a.rel),
-                if a.mode != 0 {
-                    format!(", created with mode at most {:#o}", rule.mode)
-                } else {
-                    String::new()
-                }
-            );
-            if file_type.is_none() {
-                let _ = writeln!(
-                    out,
-                    "  the file found must be of type {} (give --type to check one)",
-                    a.types
-                );
-            }
-            let _ = writeln!(out, "  {}", symlink_note(policy, a.rule));
-            host_line(&mut out, policy, a.rule, host, req.create)
-        }
-        Ok(a) => {
-            let _ = writeln!(
-                out,
-                "decision: deny {}: {} by {}",
-                deny_errno(policy.deny_errno),
-                DenyReason::TypeMismatch,
-                cite(policy, a.rule)
-            );
-            let _ = writeln!(
-                out,
-                "  type {} is not in types={}{}",
-                file_type.flatten().map_or(
-                    "(not file, dir, char, block, fifo or socket)",
-                    FileType::as_str
-                ),
-                a.types,
-                if host.is_some() {
-                    " (found on this host)"
-                } else {
-                    ""
-                }
-            );
-            false
-        }
-        Err(d) => {
-            let _ = write!(out, "decision: deny {}: {}", deny_errno(d.errno), d.reason);
-            match d.rule {
-                Some(id) => {
-                    let _ = writeln!(out, " by {}", cite(policy, id));
-                    if policy.rule(id).kind == RuleKind::Allow {
-                        let _ = writeln!(out, "  grants {}", grants(policy, id));
-                    }
-                }
-                None => out.push('\n'),
-            }
-            false
-        }
-    };
+    let _ = writeln!(
+        out,
+        "  opens {:?} beneath {}{created}",
+        String::from_utf8_lossy(a.rel),
+        policy.roots[a.root.0]
+    );
+    if type_unknown {
+        let _ = writeln!(
+            out,
+            "  the file found must be of type {} (give --type to check one)",
+            a.types
+        );
+    }
+    let _ = writeln!(out, "  {}", symlink_note(policy, a.rule));
+}
 
-    let decided_by_rule = match &decided {
-        Ok(_) => true,
-        Err(d) => d.rule.is_some(),
-    };
+fn type_denied_lines(
+    out: &mut String,
+    policy: &Policy,
+    a: &Allowed<'_>,
+    found: Option<FileType>,
+    on_host: bool,
+) {
+    let _ = writeln!(
+        out,
+        "decision: deny {}: {} by {}",
+        errno_text(policy.deny_errno),
+        DenyReason::TypeMismatch,
+        cite(policy, a.rule)
+    );
+    let _ = writeln!(
+        out,
+        "  type {} is not in types={}{}",
+        found.map_or(
+            "(not file, dir, char, block, fifo or socket)",
+            FileType::as_str
+        ),
+        a.types,
+        if on_host { " (found on this host)" } else { "" }
+    );
+}
+
+fn denied_lines(out: &mut String, policy: &Policy, d: &Denial) {
+    let _ = write!(out, "decision: deny {}: {}", errno_text(d.errno), d.reason);
+    match d.rule {
+        Some(id) => {
+            let _ = writeln!(out, " by {}", cite(policy, id));
+            if policy.rule(id).kind == RuleKind::Allow {
+                let _ = writeln!(out, "  grants {}", grants(policy, id));
+            }
+        }
+        None => out.push('\n'),
+    }
+}
+
+/// The matching rules that did not decide, each with the rule that beat
+/// it and why.
+fn loser_lines(out: &mut String, policy: &Policy, losers: &Losers, decided_by_rule: bool) {
     if losers.0.is_empty() {
         if decided_by_rule {
             let _ = writeln!(out, "no other rule matches");
         }
-    } else {
-        let _ = writeln!(out, "matched and lost:");
-        for (rule, winner, why) in &losers.0 {
-            let _ = writeln!(
-                out,
-                "  {}: {why} ({})",
-                cite(policy, *rule),
-                policy.rule(*winner).label()
-            );
-        }
+        return;
     }
-    Explanation { allowed, text: out }
+    let _ = writeln!(out, "matched and lost:");
+    for (rule, winner, why) in &losers.0 {
+        let _ = writeln!(
+            out,
+            "  {}: {why} ({})",
+            cite(policy, *rule),
+            policy.rule(*winner).label()
+        );
+    }
 }
 
 #[cfg(test)]
