@@ -279,6 +279,19 @@ pub fn open_root_dir() -> Result<OwnedFd, Errno> {
     open_dir("/")
 }
 
+/// Reads and validates a policy file. Read errors are reported as
+/// `file:1:1: message` so every load failure has one shape.
+pub fn load_policy(path: &Path) -> Result<Policy, crate::policy::PolicyError> {
+    let name = path.display().to_string();
+    let text = read_policy_file(path).map_err(|e| crate::policy::PolicyError {
+        file: name.clone(),
+        line: e.line,
+        col: e.col,
+        message: e.message,
+    })?;
+    crate::policy::parse(&text, &name)
+}
+
 /// Why the policy file could not be read, positioned like a parse error.
 #[derive(Debug)]
 pub struct ReadError {

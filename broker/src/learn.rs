@@ -69,14 +69,7 @@ pub struct Use {
     pub calls: BTreeMap<String, usize>,
 }
 
-/// What the filesystem says about a used path after the run.
-#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
-pub struct Found {
-    /// The type the name resolves to (`None`: it did not exist).
-    pub ftype: Option<FileType>,
-    /// The name itself is a symlink.
-    pub symlink: bool,
-}
+pub use crate::resolve::Found;
 
 /// Folds audit records into per-path uses (allowed and failed requests
 /// alike: a failed create still says where the program writes).

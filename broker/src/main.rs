@@ -31,7 +31,7 @@ fn fail(code: u8, message: impl std::fmt::Display) -> ExitCode {
 }
 
 fn check(path: Option<&std::path::Path>, sandbox: bool) -> ExitCode {
-    let policy = match path.map(policy::load).transpose() {
+    let policy = match path.map(ambient::load_policy).transpose() {
         Ok(p) => p,
         Err(e) => return fail(1, e),
     };
@@ -51,7 +51,7 @@ fn check(path: Option<&std::path::Path>, sandbox: bool) -> ExitCode {
 /// `check --policy P --explain PATH ...`: 0 allowed, 1 denied, 2 when the
 /// policy does not load.
 fn explain(policy: &std::path::Path, req: explain::Request) -> ExitCode {
-    let policy = match policy::load(policy) {
+    let policy = match ambient::load_policy(policy) {
         Ok(p) => p,
         Err(e) => return fail(2, e),
     };
@@ -94,7 +94,7 @@ enum PolicySource<'a> {
 
 fn load_policy(source: &PolicySource<'_>) -> Result<policy::Policy, String> {
     match *source {
-        PolicySource::File(p) => policy::load(p).map_err(|e| e.to_string()),
+        PolicySource::File(p) => ambient::load_policy(p).map_err(|e| e.to_string()),
         PolicySource::Fd(fd) => {
             let text =
                 inherited::read_policy(fd, ambient::MAX_POLICY_BYTES).map_err(|e| e.to_string())?;

@@ -178,8 +178,14 @@ pub fn open_beneath(root: BorrowedFd<'_>, allowed: &Allowed<'_>) -> Result<Owned
         rustix::fs::ftruncate(&fd, 0)?;
     }
     if !allowed.nonblock {
-        let fl = rustix::fs::fcntl_getfl(&fd)?;
-        rustix::fs::fcntl_setfl(&fd, fl - OFlags::NONBLOCK)?;
+        // F_SETFL changes only the status flags (O_APPEND, O_ASYNC,
+        // O_DIRECT, O_NOATIME, O_NONBLOCK): setting them from the flags
+        // the file was opened with, minus O_NONBLOCK, is exact and saves
+        // an F_GETFL on every open.
+        rustix::fs::fcntl_setfl(
+            &fd,
+            OFlags::from_bits_retain(allowed.oflags) - OFlags::NONBLOCK,
+        )?;
     }
     Ok(fd)
 }
@@ -262,9 +268,18 @@ pub fn connect_beneath(
     Ok(())
 }
 
+/// What the filesystem says about a path (for `learn`).
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub struct Found {
+    /// The type the name resolves to (`None`: it did not exist).
+    pub ftype: Option<FileType>,
+    /// The name itself is a symlink.
+    pub symlink: bool,
+}
+
 /// What `rel` beneath `root` is (for `learn`): the type it resolves to
 /// and whether the name itself is a symlink. Magic links are not followed.
-pub fn examine(root: BorrowedFd<'_>, rel: &[u8]) -> crate::learn::Found {
+pub fn examine(root: BorrowedFd<'_>, rel: &[u8]) -> Found {
     let at = |flags: OFlags| {
         rustix::fs::openat2(
             root,
@@ -277,7 +292,7 @@ pub fn examine(root: BorrowedFd<'_>, rel: &[u8]) -> crate::learn::Found {
         .ok()
     };
     let symlink = at(OFlags::NOFOLLOW).is_some_and(|st| st.st_mode & 0o170_000 == 0o120_000);
-    crate::learn::Found {
+    Found {
         ftype: at(OFlags::empty()).and_then(|st| FileType::from_st_mode(st.st_mode)),
         symlink,
     }

@@ -58,6 +58,7 @@ pub const LISTENER_IOCTLS: &[u64] = &[
     libc::SECCOMP_IOCTL_NOTIF_SEND,
     libc::SECCOMP_IOCTL_NOTIF_ID_VALID,
     libc::SECCOMP_IOCTL_NOTIF_ADDFD,
+    libc::SECCOMP_IOCTL_NOTIF_SET_FLAGS,
 ];
 
 /// The Landlock rights for a grant (pure). Device ioctls are granted with

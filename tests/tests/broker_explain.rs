@@ -12,7 +12,7 @@ use std::process::Command;
 
 use openhook_broker::ambient::Ambient;
 use openhook_broker::audit::Decision;
-use openhook_broker::{policy, serve};
+use openhook_broker::{ambient, serve};
 use openhook_tests::bin;
 
 const O_WRONLY: u32 = 1;
@@ -70,7 +70,7 @@ fn explain_matches_what_serving_decides() {
     );
     let policy_path = dir.path().join("vm.toml");
     fs::write(&policy_path, &text).expect("write policy");
-    let policy = policy::load(&policy_path).expect("parses");
+    let policy = ambient::load_policy(&policy_path).expect("parses");
     let ambient = Ambient::open(&policy).expect("opens");
 
     let cases: &[(&str, &str, bool, bool)] = &[
@@ -248,7 +248,7 @@ fn explain_looks_at_the_host_like_serving() {
         ),
     )
     .expect("write");
-    let policy = policy::load(&policy_path).expect("parses");
+    let policy = ambient::load_policy(&policy_path).expect("parses");
     let ambient = Ambient::open(&policy).expect("opens");
     let cases: &[(&str, i32, &str)] = &[
         (

@@ -24,8 +24,20 @@ const THREADS: usize = 2;
 /// Serves `listener` until no process uses the filter any more or `stop`
 /// becomes readable (the launched child was reaped).
 pub fn serve(listener: &OwnedFd, judge: &Judge<'_>, stop: BorrowedFd<'_>) {
+    let threads = match std::env::var("OPENHOOK_NOTIFY_SYNC").as_deref() {
+        Ok("0") => THREADS,
+        _ => {
+            if let Err(e) = sys::set_sync_wakeup(listener.as_fd()) {
+                tracing::debug!("seccomp listener: no synchronous wake-up ({e})");
+            }
+            std::env::var("OPENHOOK_NOTIFY_THREADS")
+                .ok()
+                .and_then(|v| v.parse().ok())
+                .unwrap_or(THREADS)
+        }
+    };
     std::thread::scope(|scope| {
-        for _ in 1..THREADS {
+        for _ in 1..threads {
             scope.spawn(|| serve_loop(listener.as_fd(), judge, stop));
         }
         serve_loop(listener.as_fd(), judge, stop);

@@ -12,7 +12,7 @@ use super::flags::{self, FlagError, O_CLOEXEC, O_NOCTTY, O_NONBLOCK, O_TRUNC};
 use super::model::{Access, FileType, FileTypes, Policy, RootId, RuleId};
 
 /// Longest name a request may carry (longer → `ENAMETOOLONG`, docs/protocol.md).
-pub const MAX_PATH: usize = 4095;
+pub const MAX_PATH: usize = openhook_wire::hook::frame::MAX_FILENAME;
 
 /// What to open, from where, and how. Built only by [`decide`].
 #[derive(Clone, Debug, PartialEq, Eq)]

@@ -8,8 +8,6 @@ pub mod model;
 pub mod parse;
 pub mod sections;
 
-use std::path::Path;
-
 use openhook_wire::Errno;
 
 pub use decide::{decide, decide_traced, Allowed, Denial, DenyReason, Lost, Trace};
@@ -18,19 +16,6 @@ pub use model::{
     RuleKind, SandboxMode, SandboxPolicy,
 };
 pub use parse::{parse, PolicyError};
-
-/// Reads and validates a policy file. Read errors are reported as
-/// `file:1:1: message` so every load failure has one shape.
-pub fn load(path: &Path) -> Result<Policy, PolicyError> {
-    let name = path.display().to_string();
-    let text = crate::ambient::read_policy_file(path).map_err(|e| PolicyError {
-        file: name.clone(),
-        line: e.line,
-        col: e.col,
-        message: e.message,
-    })?;
-    parse(&text, &name)
-}
 
 /// The errno for a name such as `"EACCES"` (the wire crate's table).
 pub fn errno_from_name(name: &str) -> Option<Errno> {
