@@ -4,6 +4,8 @@
 //! thread either).
 
 use std::os::fd::{AsFd, BorrowedFd, OwnedFd};
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::Mutex;
 
 use openhook_wire::Errno;
 use rustix::event::{poll, PollFd, PollFlags};
@@ -16,38 +18,77 @@ use crate::judge::{Judge, Request};
 use crate::policy::flags::{O_CLOEXEC, O_CREAT, O_RDONLY, O_RDWR};
 use crate::resolve::Target;
 
-/// Threads receiving notifications: two keep a slow request (a blocking
-/// `connect`, a page fault in the target's memory) from stalling the rest
-/// on this two-core class of machine.
+/// Threads blocked in `SECCOMP_IOCTL_NOTIF_RECV`: the kernel hands each
+/// notification to one of them (no thundering herd), so a slow request (a
+/// blocking `connect`, a page fault in the target's memory) does not stall
+/// the rest.
 const THREADS: usize = 2;
 
+/// The serving threads still running, for interrupting them at the end.
+struct Running {
+    /// (threads in their loop, threads that have left it).
+    threads: Mutex<(Vec<libc::pthread_t>, usize)>,
+    done: AtomicBool,
+}
+
 /// Serves `listener` until no process uses the filter any more or `stop`
-/// becomes readable (the launched child was reaped).
+/// becomes readable (the launched child was reaped). The serving threads
+/// block in the receive ioctl (one syscall per notification fewer than a
+/// poll first); this thread watches `stop` and the listener's hang-up and
+/// then interrupts them with a signal.
 pub fn serve(listener: &OwnedFd, judge: &Judge<'_>, stop: BorrowedFd<'_>) {
-    let threads = match std::env::var("OPENHOOK_NOTIFY_SYNC").as_deref() {
-        Ok("0") => THREADS,
-        _ => {
-            if let Err(e) = sys::set_sync_wakeup(listener.as_fd()) {
-                tracing::debug!("seccomp listener: no synchronous wake-up ({e})");
-            }
-            std::env::var("OPENHOOK_NOTIFY_THREADS")
-                .ok()
-                .and_then(|v| v.parse().ok())
-                .unwrap_or(THREADS)
-        }
+    if let Err(e) = sys::set_sync_wakeup(listener.as_fd()) {
+        tracing::debug!("seccomp listener: no synchronous wake-up ({e})");
+    }
+    if let Err(e) = sys::install_wake_handler() {
+        tracing::error!("seccomp listener: cannot install the wake-up handler: {e}");
+        return;
+    }
+    let threads = THREADS;
+    let running = Running {
+        threads: Mutex::new((Vec::with_capacity(threads), 0)),
+        done: AtomicBool::new(false),
     };
     std::thread::scope(|scope| {
-        for _ in 1..threads {
-            scope.spawn(|| serve_loop(listener.as_fd(), judge, stop));
+        for _ in 0..threads {
+            scope.spawn(|| {
+                lock(&running.threads).0.push(sys::this_thread());
+                serve_loop(listener.as_fd(), judge, &running.done);
+                let me = sys::this_thread();
+                let mut list = lock(&running.threads);
+                list.0.retain(|&t| t != me);
+                list.1 += 1;
+            });
         }
-        serve_loop(listener.as_fd(), judge, stop);
+        wait_for_end(listener.as_fd(), stop);
+        running.done.store(true, Ordering::SeqCst);
+        // A thread may be between its `done` check and the ioctl when the
+        // first signal lands: repeat until every one has left.
+        loop {
+            {
+                let list = lock(&running.threads);
+                if list.1 == threads {
+                    break;
+                }
+                for &t in &list.0 {
+                    sys::wake(t);
+                }
+            }
+            std::thread::sleep(std::time::Duration::from_millis(1));
+        }
     });
 }
 
-fn serve_loop(listener: BorrowedFd<'_>, judge: &Judge<'_>, stop: BorrowedFd<'_>) {
+fn lock<T>(m: &Mutex<T>) -> std::sync::MutexGuard<'_, T> {
+    m.lock().unwrap_or_else(std::sync::PoisonError::into_inner)
+}
+
+/// Blocks until `stop` is readable or every process under the filter has
+/// exited (the listener hangs up).
+fn wait_for_end(listener: BorrowedFd<'_>, stop: BorrowedFd<'_>) {
     loop {
         let mut fds = [
-            PollFd::new(&listener, PollFlags::IN),
+            PollFd::new(&listener, PollFlags::empty()),
             PollFd::new(&stop, PollFlags::IN),
         ];
         match poll(&mut fds, None) {
@@ -58,23 +99,24 @@ fn serve_loop(listener: BorrowedFd<'_>, judge: &Judge<'_>, stop: BorrowedFd<'_>)
                 return;
             }
         }
-        if !fds[1].revents().is_empty() {
+        let hup = PollFlags::HUP | PollFlags::ERR | PollFlags::NVAL;
+        if !fds[1].revents().is_empty() || fds[0].revents().intersects(hup) {
             return;
         }
-        let ev = fds[0].revents();
-        if ev.contains(PollFlags::IN) {
-            match sys::recv(listener) {
-                Ok(n) => handle(listener, judge, &n),
-                // The asking thread died, or another thread took it.
-                Err(Errno::ENOENT) | Err(Errno::EINTR) => {}
-                Err(e) => {
-                    tracing::error!("seccomp listener: receive: {e}");
-                    return;
-                }
+    }
+}
+
+fn serve_loop(listener: BorrowedFd<'_>, judge: &Judge<'_>, done: &AtomicBool) {
+    while !done.load(Ordering::SeqCst) {
+        match sys::recv(listener) {
+            Ok(n) => handle(listener, judge, &n),
+            // Interrupted (serving is ending, or a stray signal), or the
+            // asking thread died before it was received.
+            Err(Errno::EINTR) | Err(Errno::ENOENT) => {}
+            Err(e) => {
+                tracing::error!("seccomp listener: receive: {e}");
+                return;
             }
-        } else if ev.intersects(PollFlags::HUP | PollFlags::ERR | PollFlags::NVAL) {
-            // Every process under the filter has exited.
-            return;
         }
     }
 }

@@ -331,3 +331,40 @@ pub fn set_sync_wakeup(listener: BorrowedFd<'_>) -> Result<(), Errno> {
         Ok(())
     }
 }
+
+/// The signal that interrupts a serving thread blocked in
+/// `SECCOMP_IOCTL_NOTIF_RECV` when serving ends: `SIGURG`, ignored by
+/// default, so one sent from outside changes nothing either.
+const WAKE: libc::c_int = libc::SIGURG;
+
+extern "C" fn on_wake(_: libc::c_int) {}
+
+/// Installs a no-op `SIGURG` handler without `SA_RESTART`, so the signal
+/// makes a blocked receive return `EINTR`.
+pub fn install_wake_handler() -> Result<(), Errno> {
+    // SAFETY: an all-zero sigaction is valid (empty mask, no flags).
+    let mut sa: libc::sigaction = unsafe { std::mem::zeroed() };
+    sa.sa_sigaction = on_wake as *const () as usize;
+    // SAFETY: installs a handler that does nothing (async-signal-safe);
+    // the old action is not needed.
+    let r = unsafe { libc::sigaction(WAKE, &sa, std::ptr::null_mut()) };
+    if r < 0 {
+        Err(last_errno())
+    } else {
+        Ok(())
+    }
+}
+
+/// This thread, for [`wake`].
+pub fn this_thread() -> libc::pthread_t {
+    // SAFETY: no preconditions.
+    unsafe { libc::pthread_self() }
+}
+
+/// Interrupts `thread`'s blocking receive. The caller guarantees the
+/// thread is still running (it removes itself from the caller's list,
+/// under the caller's lock, before it ends).
+pub fn wake(thread: libc::pthread_t) {
+    // SAFETY: `thread` is a live thread of this process (see above).
+    unsafe { libc::pthread_kill(thread, WAKE) };
+}
