@@ -134,13 +134,6 @@ pub fn exec_paths(program: &Path) -> Vec<(PathBuf, bool)> {
     v
 }
 
-/// Builds (before fork) the pre-exec domain: every right handled, rules for
-/// [`exec_paths`] only. Returns the ruleset fd for `landlock_restrict_self`
-/// in the child, or `None` when Landlock is missing and the mode allows it.
-pub fn exec_ruleset(mode: Mode, program: &Path) -> Result<Option<OwnedFd>, SandboxError> {
-    exec_ruleset_for(mode, &exec_paths(program))
-}
-
 /// What a transparent-mode exec needs: the program and its ELF interpreter
 /// (read + execute), nothing else. The kernel opens both for `execve`; every
 /// later open of the program (the loader's libraries included) goes to the
@@ -151,8 +144,11 @@ pub fn transparent_exec_paths(program: &Path, interpreter: Option<&Path>) -> Vec
     v
 }
 
-/// Builds (before fork) a domain handling every right with read (+ execute
-/// where flagged) rules for `paths` only.
+/// Builds (before fork) the pre-exec domain: every right handled, read (+
+/// execute where flagged) rules for `paths` only — [`exec_paths`] for the
+/// emulator, [`transparent_exec_paths`] for an unmodified program. Returns
+/// the ruleset fd for `landlock_restrict_self` in the child, or `None` when
+/// Landlock is missing and the mode allows it.
 pub fn exec_ruleset_for(
     mode: Mode,
     paths: &[(PathBuf, bool)],

@@ -316,10 +316,10 @@ fn id_maps(user: Option<(libc::uid_t, libc::gid_t)>, euid: libc::uid_t) -> [(CSt
 /// the launcher's fd placement cannot clobber it.
 fn exec_ruleset_above(
     mode: Mode,
-    program: &Path,
+    paths: &[(PathBuf, bool)],
     highest_kept: libc::c_uint,
 ) -> Result<Option<OwnedFd>, SandboxError> {
-    let Some(fd) = landlock::exec_ruleset(mode, program)? else {
+    let Some(fd) = landlock::exec_ruleset_for(mode, paths)? else {
         return Ok(None);
     };
     let min = i32::try_from(highest_kept.saturating_add(1)).unwrap_or(i32::MAX);
@@ -348,6 +348,33 @@ impl PreExec {
         program: &Path,
         keep_fds: &[i32],
     ) -> Result<Self, SandboxError> {
+        Self::prepare_for(policy, program, keep_fds, None)
+    }
+
+    /// [`PreExec::prepare`] for a transparent-mode launch of `program`: the
+    /// Landlock domain allows executing only the program and its ELF
+    /// interpreter (the loader's later opens go to the broker), and the last
+    /// child step loads the notifying filter and sends its listener over
+    /// `socket` (a kept fd number, closed before `execve`).
+    pub fn prepare_transparent(
+        policy: &SandboxPolicy,
+        program: &Path,
+        keep_fds: &[i32],
+        socket: i32,
+    ) -> Result<Self, SandboxError> {
+        Self::prepare_for(policy, program, keep_fds, Some(socket))
+    }
+
+    fn prepare_for(
+        policy: &SandboxPolicy,
+        program: &Path,
+        keep_fds: &[i32],
+        notify_socket: Option<i32>,
+    ) -> Result<Self, SandboxError> {
+        let notify = notify_socket.map(|socket| NotifyPlan {
+            program: crate::notify::target_program(),
+            socket,
+        });
         let (close, highest_kept) = close_ranges(keep_fds)?;
         let env = kept_env(policy);
         if policy.mode == Mode::Off {
@@ -355,7 +382,10 @@ impl PreExec {
                 "openhook-sandbox: WARNING: sandbox is OFF for the child — only fds and the \
                  environment are scrubbed; no namespaces, capabilities kept, no Landlock."
             );
-            return Ok(Self::off(close, env));
+            return Ok(Self {
+                notify,
+                ..Self::off(close, env)
+            });
         }
 
         let euid = rustix::process::geteuid().as_raw();
@@ -371,7 +401,13 @@ impl PreExec {
         let [eff, ..] = sys::probe::capability_sets()
             .map_err(|e| SandboxError::PreExec(format!("capget: {e}")))?;
         let bounding_may_fail = eff & (1 << crate::caps::CAP_SETPCAP) == 0;
-        let landlock = exec_ruleset_above(policy.mode, program, highest_kept)?;
+        let exec_paths = if notify.is_some() {
+            let interpreter = read_interpreter(program)?;
+            landlock::transparent_exec_paths(program, interpreter.as_deref())
+        } else {
+            landlock::exec_paths(program)
+        };
+        let landlock = exec_ruleset_above(policy.mode, &exec_paths, highest_kept)?;
 
         Ok(Self {
             close,
@@ -388,7 +424,7 @@ impl PreExec {
             empty_root,
             bounding_may_fail,
             landlock,
-            notify: None,
+            notify,
             env,
             off: false,
         })
@@ -470,33 +506,6 @@ impl PreExec {
         }
         self.close_fds().map_err(at(ChildStep::CloseFds))?;
         self.hand_over_listener().map_err(at(ChildStep::Notify))
-    }
-
-    /// Turns this into a transparent-mode launch of `program`: the Landlock
-    /// domain allows executing only the program and its ELF interpreter
-    /// (the loader's later opens go to the broker), and the last child step
-    /// loads the notifying filter and sends its listener over `socket` (a
-    /// kept fd number, closed before `execve`).
-    pub fn transparent(
-        &mut self,
-        mode: Mode,
-        program: &Path,
-        socket: i32,
-    ) -> Result<(), SandboxError> {
-        let interpreter = read_interpreter(program)?;
-        if let Some(reserved) = self.landlock.as_mut() {
-            let paths = landlock::transparent_exec_paths(program, interpreter.as_deref());
-            if let Some(fd) = landlock::exec_ruleset_for(mode, &paths)? {
-                // Onto the number of the ruleset it replaces: above every kept fd.
-                rustix::io::dup3(&fd, reserved, rustix::io::DupFlags::CLOEXEC)
-                    .map_err(|e| SandboxError::PreExec(format!("dup ruleset fd: {e}")))?;
-            }
-        }
-        self.notify = Some(NotifyPlan {
-            program: crate::notify::target_program(),
-            socket,
-        });
-        Ok(())
     }
 
     /// The transparent child's last step: no_new_privs (also when the

@@ -214,12 +214,12 @@ pub fn spawn(spec: &LaunchSpec<'_>) -> Result<Spawned, SpawnError> {
 
     let mut plan = ExecPlan::new(path.as_os_str(), &argv, &moves).map_err(SpawnError::Args)?;
     plan.die_with_broker(spec.die_with_broker);
-    let mut pre =
-        PreExec::prepare(&spec.sandbox, &path, &plan.child_fds()).map_err(SpawnError::Sandbox)?;
-    if spec.transparent {
-        pre.transparent(spec.sandbox.mode, &path, hook_fd)
-            .map_err(SpawnError::Sandbox)?;
+    let pre = if spec.transparent {
+        PreExec::prepare_transparent(&spec.sandbox, &path, &plan.child_fds(), hook_fd)
+    } else {
+        PreExec::prepare(&spec.sandbox, &path, &plan.child_fds())
     }
+    .map_err(SpawnError::Sandbox)?;
     // The child's environment is the hardening's scrubbed one, plus the
     // policy's sandbox mode for the emulator (openhook_sandbox::MODE_ENV).
     let mode_env = (
