@@ -11,6 +11,10 @@
 //! - the real `qemu.qmp` client on a broker-bound `[[listen]]` monitor:
 //!   `send_fd_scm` + `add-fd`, a `file` block node on `/dev/fdset/1` reads
 //!   and writes the disk, `query-fdsets`;
+//! - the disk only as `[[preopen]]` fds in an `-add-fd` set used by
+//!   `-drive file=/dev/fdset/2`;
+//! - QEMU binding its own `-qmp unix:` socket: learned, then bound by the
+//!   broker under that rule; without the rule QEMU's own error and a deny;
 //! - `learn` on a small dynamic C program, then enforce.
 //!
 //! QEMU starts paused (`-S`, QMP on stdio) so the test can look at the
@@ -851,5 +855,137 @@ fn preopened_disk_through_an_fd_set() {
     assert!(
         !audit.iter().any(|l| field(l, "path") == disk),
         "the preopened disk was asked for by path: {audit:#?}"
+    );
+}
+
+/// Connects to QEMU's own QMP socket at `sock` (waiting for it to appear),
+/// negotiates, reads `query-status`, quits. Returns the status reply.
+fn qmp_quit(sock: &Path, qemu: &mut Child) -> Value {
+    use openhook_tests::read_until;
+    let start = Instant::now();
+    let stream = loop {
+        if let Ok(s) = std::os::unix::net::UnixStream::connect(sock) {
+            break s;
+        }
+        if let Some(st) = qemu.try_wait().unwrap() {
+            panic!("QEMU ended before its QMP socket took connections: {st:?}");
+        }
+        assert!(
+            start.elapsed() < LIMIT,
+            "no QMP socket at {}",
+            sock.display()
+        );
+        std::thread::sleep(Duration::from_millis(5));
+    };
+    let mut r = BufReader::new(stream.try_clone().unwrap());
+    let mut w = stream;
+    read_until(&mut r, |v| v.get("QMP").is_some());
+    writeln!(w, "{{\"execute\": \"qmp_capabilities\"}}").unwrap();
+    read_until(&mut r, |v| v.get("return").is_some());
+    writeln!(w, "{{\"execute\": \"query-status\"}}").unwrap();
+    let status = read_until(&mut r, |v| v.get("return").is_some())
+        .pop()
+        .unwrap();
+    writeln!(w, "{{\"execute\": \"quit\"}}").unwrap();
+    // Until QEMU closes the connection: it drops requests still queued
+    // when the client goes first.
+    let mut rest = String::new();
+    let _ = std::io::Read::read_to_string(&mut r, &mut rest);
+    status["return"].clone()
+}
+
+#[test]
+fn qemu_binds_its_own_qmp_socket_under_a_learned_rule() {
+    let Some(fx) = Fx::new("qemu_binds_its_own_qmp_socket_under_a_learned_rule") else {
+        return;
+    };
+    let sock = fx.s.join("qmp.sock");
+    let mut args: Vec<OsString> = fw::QEMU_MACHINE_ARGS.iter().map(OsString::from).collect();
+    args.extend(FwMachine::new(fx.bios.clone(), fx.serial.clone()).args());
+    args.push("-S".into());
+    args.push("-qmp".into());
+    args.push(format!("unix:{},server=on,wait=off", sock.display()).into());
+    let spawn = |mut c: Command| -> Child {
+        c.stdin(Stdio::null())
+            .stdout(Stdio::null())
+            .stderr(Stdio::piped())
+            .current_dir(&fx.s)
+            .spawn()
+            .unwrap()
+    };
+    let quiet = |mut child: Child| -> (ExitStatus, String) {
+        let st = wait_or_kill(&mut child, LIMIT);
+        (st, openhook_tests::stderr_text(&mut child))
+    };
+    // Bare, then learning: QEMU binds the socket; a QMP client quits it.
+    let mut bare = spawn({
+        let mut c = Command::new(&fx.qemu);
+        c.args(&args);
+        c
+    });
+    let want = qmp_quit(&sock, &mut bare);
+    assert_eq!(want["status"], "prelaunch");
+    let (st, err) = quiet(bare);
+    assert_eq!(st.code(), Some(0), "bare: {err}");
+    let _ = std::fs::remove_file(&sock);
+    let learned = fx.s.join("learned.toml");
+    let mut l = spawn(tp::learn_command(&learned, None, &fx.qemu, &args));
+    assert_eq!(qmp_quit(&sock, &mut l), want);
+    let (st, err) = quiet(l);
+    assert_eq!(st.code(), Some(0), "learn: {err}");
+    let text = std::fs::read_to_string(&learned).unwrap();
+    check_learned(&text, &fx.s);
+    assert!(
+        tp::allow_rules(&text)
+            .iter()
+            .any(|(p, a)| Path::new(p) == sock && a.contains('w')),
+        "no rule for the socket QEMU bound:\n{text}"
+    );
+
+    // Enforced: the broker binds it for QEMU (stale sockets must be gone
+    // first: QEMU's own unlink is refused by Landlock).
+    let _ = std::fs::remove_file(&sock);
+    let audit = fx.s.join("audit.jsonl");
+    let mut q = spawn(tp::command(&learned, Some(&audit), &[], &fx.qemu, &args));
+    assert_eq!(qmp_quit(&sock, &mut q), want);
+    let (st, err) = quiet(q);
+    assert_eq!(st.code(), Some(0), "enforced: {err}");
+    let lines = audit_lines(&audit);
+    assert!(
+        lines.iter().any(|l| field(l, "decision") == "allow"
+            && field(l, "syscall") == "bind"
+            && field(l, "path") == sock.display().to_string()),
+        "no allow line for the bind: {lines:#?}"
+    );
+
+    // Without that rule QEMU cannot bind: its own error, a deny line.
+    let _ = std::fs::remove_file(&sock);
+    let sock_s = sock.display().to_string();
+    let no_sock: String = text
+        .split("\n\n")
+        .filter(|b| !b.contains(&format!("path = \"{sock_s}\"")))
+        .collect::<Vec<_>>()
+        .join("\n\n");
+    let policy = fx.s.join("no-sock.toml");
+    std::fs::write(&policy, no_sock).unwrap();
+    let audit = fx.s.join("audit-deny.jsonl");
+    let (st, err) = quiet(spawn(tp::command(
+        &policy,
+        Some(&audit),
+        &[],
+        &fx.qemu,
+        &args,
+    )));
+    assert_ne!(st.code(), Some(0), "QEMU ran without its socket");
+    assert!(
+        err.contains(&sock_s),
+        "QEMU's error names the socket: {err}"
+    );
+    assert!(!sock.exists(), "the socket was created");
+    assert!(
+        audit_lines(&audit)
+            .iter()
+            .any(|l| field(l, "decision") == "deny" && field(l, "path") == sock_s),
+        "no deny line for the refused bind"
     );
 }
