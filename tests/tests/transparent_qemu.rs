@@ -771,8 +771,8 @@ fn preopened_disk_through_an_fd_set() {
         return;
     };
     // The disk reaches QEMU only as fds 8 (read-only) and 9 (read-write)
-    // in fd set 2, used as `-drive file=/dev/fdset/2`, as seed 000's
-    // launcher passes disks (QEMU's block layer opens the set read-only
+    // in fd set 2, used as `-drive file=/dev/fdset/2`, the way launchers
+    // pass disks to QEMU (QEMU's block layer opens the set read-only
     // first, then read-write: it needs both modes).
     let mut args = fx.args(Path::new("/dev/fdset/2"));
     args.extend(
