@@ -14,6 +14,11 @@ use clap::{Parser, Subcommand};
     name = "openhook-broker",
     version,
     about = "Launch PROGRAM and answer its -open-hook-fd open requests under a policy",
+    after_long_help = "Exit status: the program's (128 + N when signal N killed it); 125 when \
+the broker cannot start it (bad policy, missing rule root, ...), 126 when PROGRAM is not \
+executable, 127 when it is not found. check: 0 valid, 1 invalid; check --explain: 0 allowed, \
+1 denied, 2 bad policy.\n\nSee openhook-policy(5) for the policy file, openhook-emulator(1) \
+for the emulator, docs/systemd.md for running VMs as services.",
     args_conflicts_with_subcommands = true,
     subcommand_negates_reqs = true
 )]
@@ -53,7 +58,8 @@ pub struct Cli {
 #[derive(Subcommand)]
 pub enum Command {
     /// Validate a policy file and print the effective rules; with
-    /// --sandbox, print what the sandbox can enforce on this kernel.
+    /// --sandbox, print what the sandbox can enforce on this kernel; with
+    /// --explain PATH, the decision for one open and the rules behind it.
     #[command(group = clap::ArgGroup::new("what").required(true).multiple(true).args(["policy", "sandbox"]))]
     Check {
         /// The policy file.

@@ -11,7 +11,12 @@ use clap::Parser;
 #[command(
     name = "openhook-qmp",
     version,
-    about = "Talk to a QMP monitor, passing files as fds"
+    about = "Talk to a QMP monitor, passing files as fds",
+    after_long_help = "COMMAND is a QMP command object ('{\"execute\": \"add-fd\"}') or a \
+command name followed by its arguments as JSON (add-fd '{\"fdset-id\": 1}'). Files named \
+with --fd are opened here, with the manager's rights, and sent with the command in one \
+SCM_RIGHTS message. Responses and events are printed one JSON object per line.\n\n\
+Exit status: 0 when the command returned, 1 when it answered an error, 2 for anything else."
 )]
 pub struct Cli {
     /// The monitor's Unix socket.
