@@ -2,6 +2,7 @@
 //! command line. Every file it uses comes through the open hook, a
 //! declared fd, or a manager over QMP; see `fds::open`.
 
+pub mod boot_time;
 pub mod chardev;
 pub mod cli;
 pub mod devices;

@@ -27,8 +27,15 @@ use crate::mode::Mode;
 use crate::sys;
 
 /// Environment variables passed through by default (when set in the
-/// broker's environment); everything else is dropped.
-pub const DEFAULT_ENV_KEEP: &[&str] = &["RUST_LOG", "RUST_BACKTRACE", "OPENHOOK_SECCOMP", "TERM"];
+/// broker's environment); everything else is dropped. `OPENHOOK_LOG` is
+/// the log filter the broker and the emulator both read.
+pub const DEFAULT_ENV_KEEP: &[&str] = &[
+    "RUST_LOG",
+    "RUST_BACKTRACE",
+    "OPENHOOK_SECCOMP",
+    "OPENHOOK_LOG",
+    "TERM",
+];
 
 /// A namespace the child can be put in (`[sandbox] namespaces`).
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]

@@ -46,6 +46,10 @@ fn tp_runs() -> usize {
 
 struct Timed {
     first_byte: Option<Duration>,
+    last_byte: Option<Duration>,
+    /// The emulator's start-up marks (exec, vm-created, first-exit), from
+    /// launch.
+    marks: Vec<(String, Duration)>,
     exit: Duration,
     lines: Vec<(Duration, String)>,
     peak_rss_kib: u64,
@@ -80,16 +84,26 @@ fn vm_hwm(pid: u32) -> Option<u64> {
 fn timed(mut cmd: Command, sample: Duration) -> Timed {
     cmd.stdin(Stdio::null())
         .stdout(Stdio::piped())
-        .stderr(Stdio::null());
+        .stderr(Stdio::piped())
+        .env("OPENHOOK_LOG", "warn,boot_time=info");
+    let launch_ns = openhook_emulator::boot_time::now_ns();
     let start = Instant::now();
     let mut child = cmd.spawn().expect("spawn");
     let pid = child.id();
     let out = child.stdout.take().unwrap();
+    let err = child.stderr.take().unwrap();
     let (tx, rx) = mpsc::channel();
     let reader = std::thread::spawn(move || {
         for line in BufReader::new(out).lines().map_while(Result::ok) {
             let _ = tx.send((start.elapsed(), line));
         }
+    });
+    let marks = std::thread::spawn(move || {
+        BufReader::new(err)
+            .lines()
+            .map_while(Result::ok)
+            .filter_map(|l| parse_mark(&l, launch_ns))
+            .collect::<Vec<_>>()
     });
     let mut peak = 0;
     let mut child_peak = 0;
@@ -112,12 +126,51 @@ fn timed(mut cmd: Command, sample: Duration) -> Timed {
     let lines: Vec<_> = rx.try_iter().collect();
     Timed {
         first_byte: lines.first().map(|l| l.0),
+        last_byte: lines.last().map(|l| l.0),
+        marks: marks.join().unwrap(),
         exit,
         lines,
         peak_rss_kib: peak,
         child_rss_kib: child_peak,
         code: status.code(),
     }
+}
+
+/// `line` without terminal colour sequences (`ESC [ ... m`), which the
+/// log formatter adds.
+fn strip_ansi(line: &str) -> String {
+    let mut out = String::with_capacity(line.len());
+    let mut chars = line.chars();
+    while let Some(c) = chars.next() {
+        if c == '\u{1b}' {
+            for c in chars.by_ref() {
+                if c == 'm' {
+                    break;
+                }
+            }
+        } else {
+            out.push(c);
+        }
+    }
+    out
+}
+
+/// A `boot_time` log line of the emulator (`... mark="exec" t_ns=N`) as
+/// (mark, time since launch).
+fn parse_mark(line: &str, launch_ns: u64) -> Option<(String, Duration)> {
+    let line = strip_ansi(line);
+    let rest = &line[line.find("boot_time")?..];
+    let mark = rest[rest.find("mark=")? + 5..]
+        .split_whitespace()
+        .next()?
+        .trim_matches('"')
+        .to_string();
+    let t: u64 = rest[rest.find("t_ns=")? + 5..]
+        .split_whitespace()
+        .next()?
+        .parse()
+        .ok()?;
+    Some((mark, Duration::from_nanos(t.saturating_sub(launch_ns))))
 }
 
 /// The firmware machine's arguments with the serial port on stdout.
@@ -188,47 +241,82 @@ fn at(t: &Timed, prefix: &str) -> Duration {
     line(t, prefix).0
 }
 
-/// Medians of launch → first byte and launch → exit; peak RSS (KiB) of the
+/// Medians of the boot breakdown (from launch); peak RSS (KiB) of the
 /// launched process and of its child (the emulator under the broker).
 struct Boot {
+    name: &'static str,
+    exec: Option<Duration>,
+    vm: Option<Duration>,
+    first_exit: Option<Duration>,
     first: Duration,
+    last: Duration,
     exit: Duration,
     rss_kib: u64,
     child_rss_kib: u64,
 }
 
-fn boot(name: &str, image: &str, make: &dyn Fn(&FwMachine) -> Command, dir: &Path) -> Boot {
-    let disk = dir.join(format!("{name}-disk.img"));
-    let mut first = Vec::new();
-    let mut exit = Vec::new();
-    let mut rss = 0;
-    let mut child_rss = 0;
+type Make<'a> = (&'static str, &'a dyn Fn(&FwMachine) -> Command);
+
+/// Boots `image` RUNS times on each machine, the machines taking turns,
+/// and prints each one's breakdown: launch → exec of the emulator → KVM VM
+/// created → first vCPU exit → first serial byte → last serial byte →
+/// process end (medians; QEMU has the last three).
+fn boots(image: &str, machines: &[Make<'_>], dir: &Path) -> Vec<Boot> {
+    let disk = dir.join("boot-disk.img");
+    let mut runs: Vec<Vec<Timed>> = machines.iter().map(|_| Vec::new()).collect();
     for _ in 0..RUNS {
-        fw::prepare_disk(&disk, fw::DISK_SECTORS).unwrap();
-        let m = FwMachine::new(fw::image(image), dir.join("unused")).drive(disk.clone(), false);
-        let t = timed(make(&m), Duration::from_millis(2));
-        assert_eq!(t.code, Some(fw::EXIT_PASS), "{name}: firmware did not pass");
-        first.push(t.first_byte.unwrap());
-        exit.push(t.exit);
-        rss = rss.max(t.peak_rss_kib);
-        child_rss = child_rss.max(t.child_rss_kib);
+        for ((name, make), runs) in machines.iter().zip(&mut runs) {
+            fw::prepare_disk(&disk, fw::DISK_SECTORS).unwrap();
+            let m = FwMachine::new(fw::image(image), dir.join("unused")).drive(disk.clone(), false);
+            let t = timed(make(&m), Duration::from_millis(2));
+            assert_eq!(t.code, Some(fw::EXIT_PASS), "{name}: firmware did not pass");
+            runs.push(t);
+        }
     }
-    let b = Boot {
-        first: median(first),
-        exit: median(exit),
-        rss_kib: rss,
-        child_rss_kib: child_rss,
+    machines
+        .iter()
+        .zip(runs)
+        .map(|((name, _), runs)| summarize(name, &runs))
+        .collect()
+}
+
+fn summarize(name: &'static str, runs: &[Timed]) -> Boot {
+    let mark = |m: &str| {
+        let v: Vec<Duration> = runs
+            .iter()
+            .filter_map(|t| t.marks.iter().find(|x| x.0 == m).map(|x| x.1))
+            .collect();
+        (v.len() == runs.len()).then(|| median(v))
     };
-    let child = if child_rss > 0 {
-        format!(" (its child {:.1} MiB)", child_rss as f64 / 1024.0)
+    let b = Boot {
+        name,
+        exec: mark("exec"),
+        vm: mark("vm-created"),
+        first_exit: mark("first-exit"),
+        first: median(runs.iter().map(|t| t.first_byte.unwrap()).collect()),
+        last: median(runs.iter().map(|t| t.last_byte.unwrap()).collect()),
+        exit: median(runs.iter().map(|t| t.exit).collect()),
+        rss_kib: runs.iter().map(|t| t.peak_rss_kib).max().unwrap_or(0),
+        child_rss_kib: runs.iter().map(|t| t.child_rss_kib).max().unwrap_or(0),
+    };
+    let ms = |d: Option<Duration>| match d {
+        Some(d) => format!("{:>6.1}", d.as_secs_f64() * 1e3),
+        None => format!("{:>6}", "-"),
+    };
+    let child = if b.child_rss_kib > 0 {
+        format!(" (its child {:.1} MiB)", b.child_rss_kib as f64 / 1024.0)
     } else {
         String::new()
     };
     println!(
-        "{name:<18} launch→first serial byte {:>8.1} ms   launch→exit {:>8.1} ms   peak RSS {:>6.1} MiB{child}",
-        b.first.as_secs_f64() * 1e3,
-        b.exit.as_secs_f64() * 1e3,
-        rss as f64 / 1024.0
+        "{name:<18} exec {} VM {} 1st exit {} 1st byte {} last byte {} end {} ms   peak RSS {:>5.1} MiB{child}",
+        ms(b.exec),
+        ms(b.vm),
+        ms(b.first_exit),
+        ms(Some(b.first)),
+        ms(Some(b.last)),
+        ms(Some(b.exit)),
+        b.rss_kib as f64 / 1024.0
     );
     b
 }
@@ -319,23 +407,26 @@ fn main() {
         openhook_tests::bin("openhook-emulator").display()
     );
     let q = find_qemu();
+    let qemu_make = |m: &FwMachine| qemu(q.as_ref().unwrap(), m);
+    let mut machines: Vec<Make<'_>> =
+        vec![("openhook-emulator", &ours), ("openhook+broker", &brokered)];
+    if q.is_some() {
+        machines.push(("qemu microvm", &qemu_make));
+    }
+    println!("boot breakdown, ms from launch (medians of {RUNS}, machines taking turns)");
     println!("standard firmware:");
-    let alone = boot("openhook-emulator", fw::IMAGE, &ours, dir.path());
-    let with_broker = boot("openhook+broker", fw::IMAGE, &brokered, dir.path());
-    let qb = q
-        .as_ref()
-        .map(|q| boot("qemu microvm", fw::IMAGE, &|m| qemu(q, m), dir.path()));
+    let mut std_boots = boots(fw::IMAGE, &machines, dir.path()).into_iter();
+    let (alone, with_broker, qb) = (
+        std_boots.next().unwrap(),
+        std_boots.next().unwrap(),
+        std_boots.next(),
+    );
     // The same start-up and exit with next to no guest work: on PVM hosts
     // the standard firmware's emulated guest code (the same on both
     // machines) is most of a run, and this separates what the VMM costs.
     println!("boot-only firmware (banner, then exit):");
-    let floor = [
-        boot("openhook-emulator", fw::BOOT_IMAGE, &ours, dir.path()),
-        boot("openhook+broker", fw::BOOT_IMAGE, &brokered, dir.path()),
-    ];
-    let qfloor = q
-        .as_ref()
-        .map(|q| boot("qemu microvm", fw::BOOT_IMAGE, &|m| qemu(q, m), dir.path()));
+    let mut floor = boots(fw::BOOT_IMAGE, &machines, dir.path());
+    let qfloor = if q.is_some() { floor.pop() } else { None };
     let mut runs: [Vec<Passes>; 3] = [Vec::new(), Vec::new(), Vec::new()];
     let tp_runs = tp_runs();
     for _ in 0..tp_runs {
@@ -468,4 +559,53 @@ fn main() {
         with_broker.rss_kib as f64 / 1024.0,
         with_broker.child_rss_kib as f64 / 1024.0
     );
+    let ms = |d: Duration| d.as_secs_f64() * 1e3;
+    println!("start and exit goals (same run):");
+    for (label, b, qref) in [
+        ("boot-only, alone", &floor[0], &qfloor),
+        ("boot-only, broker", &floor[1], &qfloor),
+        ("standard, alone", &alone, &qb),
+        ("standard, broker", &with_broker, &qb),
+    ] {
+        let (o, q) = (ms(b.exit - b.last), ms(qref.exit - qref.last));
+        println!(
+            "  {:<44} {o:>6.1} ms vs {q:>6.1} ms  (goal <= QEMU's: {})",
+            format!("last serial byte → end, {label}"),
+            if o <= q { "met" } else { "NOT met" }
+        );
+    }
+    let f = &floor[1];
+    ratio_line(
+        "boot-only, broker: launch → exit",
+        ms(f.exit),
+        ms(qfloor.exit),
+        "<= 0.25",
+        ms(f.exit) <= 0.25 * ms(qfloor.exit),
+    );
+    ratio_line(
+        "boot-only, broker: launch → first byte",
+        ms(f.first),
+        ms(qfloor.first),
+        "<= 0.10",
+        ms(f.first) <= 0.10 * ms(qfloor.first),
+    );
+    ratio_line(
+        "boot-only: broker / alone, launch → first byte",
+        ms(f.first),
+        ms(floor[0].first),
+        "<= 1.5",
+        ms(f.first) <= 1.5 * ms(floor[0].first),
+    );
+    // What the VMM adds around the guest's printing on the standard
+    // firmware: (launch → exit) − (first byte → last byte).
+    let share = |b: &Boot| ms(b.exit) - (ms(b.last) - ms(b.first));
+    for b in [&alone, &with_broker] {
+        ratio_line(
+            &format!("standard, {}: VMM share", b.name),
+            share(b),
+            share(&qb),
+            "<= 0.25",
+            share(b) <= 0.25 * share(&qb),
+        );
+    }
 }

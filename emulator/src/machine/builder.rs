@@ -25,7 +25,7 @@ use super::{BuildError, Machine, MachineFiles, MachineInfo, MemoryError};
 use crate::devices::debug_exit::DebugExit;
 use crate::devices::serial::SerialDevice;
 use crate::devices::virtio::blk::BlockDevice;
-use crate::devices::virtio::{mmio, VirtioMmioDevice};
+use crate::devices::virtio::{mmio, OnLive, VirtioMmioDevice};
 use crate::devices::IrqLine;
 use crate::vm_config::MachineConfig;
 
@@ -63,20 +63,27 @@ fn irq_line(vm: &KvmVm, chip: &Chip, gsi: u32) -> Result<IrqLine, BuildError> {
 }
 
 /// An eventfd KVM signals when the guest writes 0 (queue 0) to the
-/// QueueNotify register of the transport in `slot`, instead of exiting.
-/// `None` when the host refuses ioeventfds: the vCPU thread then serves
-/// the queue, as with `ioeventfd=off`.
-fn queue_notify_event(vm: &KvmVm, slot: usize) -> Result<Option<EventFd>, BuildError> {
+/// QueueNotify register of the transport in `slot`, instead of exiting,
+/// and what registers it with KVM. The registration waits for the driver's
+/// DRIVER_OK, as QEMU's does: registering puts a device on KVM's I/O bus,
+/// which leaves an SRCU grace period in flight that a VM torn down soon
+/// after waits out (docs/performance.md), so a guest that never uses the
+/// disk does not pay it. A host that refuses ioeventfds leaves QueueNotify
+/// exiting: the vCPU thread serves the queue, as with `ioeventfd=off`.
+fn queue_notify_event(vm: &Arc<KvmVm>, slot: usize) -> Result<(EventFd, OnLive), BuildError> {
     let event = EventFd::new(EFD_NONBLOCK).map_err(BuildError::EventFd)?;
+    let kvm_side = event.try_clone().map_err(BuildError::EventFd)?;
     let addr = IoEventAddress::Mmio(layout::virtio_mmio_base(slot) + mmio::reg::QUEUE_NOTIFY);
-    // A u32 datamatch: exactly 4-byte writes of the value 0.
-    match vm.fd().register_ioevent(&event, &addr, 0u32) {
-        Ok(()) => Ok(Some(event)),
-        Err(e) => {
+    let vm = vm.clone();
+    let register = Box::new(move || {
+        // A u32 datamatch: exactly 4-byte writes of the value 0.
+        if let Err(e) = vm.fd().register_ioevent(&kvm_side, &addr, 0u32) {
             tracing::debug!("KVM_IOEVENTFD refused ({e}): virtio-blk served on the vCPU thread");
-            Ok(None)
         }
-    }
+        // KVM holds its own reference to the eventfd: the duplicate closes.
+        drop(kvm_side);
+    });
+    Ok((event, register))
 }
 
 /// The firmware image, its mapping and where it sits: a reset rewrites it
@@ -112,6 +119,7 @@ pub(super) fn build(
     let vm_fd = kvm
         .create_vm()
         .map_err(|e| BuildError::Kvm("KVM_CREATE_VM", e))?;
+    crate::boot_time::mark("vm-created");
     // Intel VMX needs these for real mode; other hosts (PVM) may refuse.
     let _ = vm_fd.set_identity_map_address(IDENTITY_MAP_ADDR);
     let _ = vm_fd.set_tss_address(TSS_ADDR);
@@ -282,18 +290,20 @@ fn attach_devices(
             }
         })?;
         let irq = irq_line(vm, &chip, layout::virtio_irq(slot))?;
-        let device: SharedDevice = Arc::new(Mutex::new(VirtioMmioDevice::new(
-            Box::new(blk),
-            ram.clone(),
-            irq,
-        )));
-        if config.ioeventfd {
-            if let Some(event) = queue_notify_event(vm, slot)? {
-                io_queues.push(IoQueue {
-                    event,
-                    device: device.clone(),
-                });
-            }
+        let mut virtio = VirtioMmioDevice::new(Box::new(blk), ram.clone(), irq);
+        let event = if config.ioeventfd {
+            let (event, register) = queue_notify_event(vm, slot)?;
+            virtio.on_first_live(register);
+            Some(event)
+        } else {
+            None
+        };
+        let device: SharedDevice = Arc::new(Mutex::new(virtio));
+        if let Some(event) = event {
+            io_queues.push(IoQueue {
+                event,
+                device: device.clone(),
+            });
         }
         slots[slot] = Some(device);
     }

@@ -121,6 +121,8 @@ pub const KVM_RUN_IOCTLS: &[u64] = &[
     // thread, EOI routes from the vCPU that programs it or a reset.
     KVM_SIGNAL_MSI,
     KVM_SET_GSI_ROUTING,
+    // A virtio-blk queue's ioeventfd, registered at the driver's DRIVER_OK.
+    KVM_IOEVENTFD,
 ];
 
 /// Syscalls of the machine's threads while the guest runs (besides the

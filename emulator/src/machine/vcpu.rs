@@ -52,6 +52,8 @@ pub struct Vcpu {
     id: u8,
     irqchip: bool,
     reset_state: VcpuState,
+    /// The boot CPU's first exit is still to come (a start-up mark).
+    first_exit: bool,
 }
 
 impl Vcpu {
@@ -81,6 +83,7 @@ impl Vcpu {
             _vm: vm.clone(),
             id,
             irqchip,
+            first_exit: id == 0,
         };
         // KVM creates vCPUs in this state already; set it explicitly so the
         // machine does not depend on that.
@@ -168,6 +171,11 @@ impl Vcpu {
 
     fn step(&mut self, buses: &Buses) -> Step {
         let exit = match self.fd.run() {
+            Ok(exit) if self.first_exit => {
+                crate::boot_time::mark("first-exit");
+                self.first_exit = false;
+                exit
+            }
             Ok(exit) => exit,
             Err(e) if e.errno() == libc::EINTR || e.errno() == libc::EAGAIN => {
                 return Step::Continue

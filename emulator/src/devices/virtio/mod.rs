@@ -43,6 +43,9 @@ pub trait VirtioBackend: Send {
     fn reset(&mut self);
 }
 
+/// Work to do once, when a transport's driver first sets DRIVER_OK.
+pub type OnLive = Box<dyn FnOnce() + Send>;
+
 /// One virtio-mmio slot: a transport with or without a device behind it.
 pub struct VirtioMmioDevice {
     regs: MmioRegisters,
@@ -50,6 +53,8 @@ pub struct VirtioMmioDevice {
     mem: GuestMemoryMmap,
     irq: IrqLine,
     last_fault: Option<DeviceFault>,
+    /// Called once, when the driver first sets DRIVER_OK.
+    on_live: Option<OnLive>,
 }
 
 impl VirtioMmioDevice {
@@ -61,6 +66,7 @@ impl VirtioMmioDevice {
             mem,
             irq: IrqLine::none(),
             last_fault: None,
+            on_live: None,
         }
     }
 
@@ -77,7 +83,15 @@ impl VirtioMmioDevice {
             mem,
             irq,
             last_fault: None,
+            on_live: None,
         }
+    }
+
+    /// `f` runs once, when the driver first makes the device live
+    /// (DRIVER_OK), on the thread that wrote the status: QEMU starts its
+    /// ioeventfds at that point too.
+    pub fn on_first_live(&mut self, f: OnLive) {
+        self.on_live = Some(f);
     }
 
     /// The last fault that set DEVICE_NEEDS_RESET, for diagnostics.
@@ -121,6 +135,11 @@ impl BusDevice for VirtioMmioDevice {
                 if let Some(b) = self.backend.as_mut() {
                     b.reset();
                 }
+            }
+        }
+        if self.on_live.is_some() && self.regs.is_live() {
+            if let Some(f) = self.on_live.take() {
+                f();
             }
         }
         BusEffect::None
