@@ -11,7 +11,7 @@
 #![allow(clippy::disallowed_methods, clippy::unwrap_used, clippy::expect_used)]
 
 use std::fs;
-use std::os::unix::fs::{symlink, MetadataExt, PermissionsExt};
+use std::os::unix::fs::{symlink, FileTypeExt, MetadataExt, PermissionsExt};
 use std::os::unix::process::ExitStatusExt;
 use std::path::{Path, PathBuf};
 use std::process::{Command, Stdio};
@@ -100,6 +100,8 @@ impl Fx {
         for d in [
             "allowed/sub",
             "ftree/sub",
+            "sockets",
+            "fsockets",
             "rw",
             "outside/dir",
             "outside/mirror",
@@ -137,6 +139,8 @@ impl Fx {
                  [[allow]]\npath = \"{d}/allowed/\"\naccess = \"r\"\ntypes = [\"file\", \"dir\"]\n\n\
                  [[allow]]\npath = \"{d}/ftree/\"\naccess = \"r\"\ntypes = [\"file\", \"dir\"]\nfollow_symlinks = true\n\n\
                  [[allow]]\npath = \"{d}/rw/\"\naccess = \"rw\"\ncreate = true\n\n\
+                 [[allow]]\npath = \"{d}/sockets/\"\naccess = \"rw\"\ntypes = [\"file\", \"socket\"]\ncreate = true\n\n\
+                 [[allow]]\npath = \"{d}/fsockets/\"\naccess = \"rw\"\ntypes = [\"socket\"]\nfollow_symlinks = true\n\n\
                  [[allow]]\npath = \"/proc/self/status\"\naccess = \"r\"\n\n\
                  [[allow]]\npath = \"/proc/thread-self/status\"\naccess = \"r\"\n"
             ),
@@ -857,4 +861,68 @@ fn stat_family_leaks_no_existence() {
     // The denied stat is audited with its syscall.
     let (_, audit) = f.confined(&["newfstatat", &f.ps("outside/secret")], &none);
     assert_audited(&audit, "deny", "newfstatat", &f.ps("outside/secret"));
+}
+
+#[test]
+fn unix_sockets_through_symlinks_stay_inside() {
+    use std::os::unix::net::UnixListener;
+    let f = Fx::new();
+    let none = Opts::default();
+    let outside = UnixListener::bind(f.p("outside/l.sock")).unwrap();
+    let inside = UnixListener::bind(f.p("fsockets/in.sock")).unwrap();
+    let _inside2 = UnixListener::bind(f.p("sockets/in.sock")).unwrap();
+    for t in ["sockets", "fsockets"] {
+        symlink(f.p("outside/l.sock"), f.p(&format!("{t}/link"))).unwrap();
+        symlink("../outside", f.p(&format!("{t}/dirlink"))).unwrap();
+    }
+    symlink("in.sock", f.p("fsockets/inlink")).unwrap();
+    // Positive controls: served connects inside the rules.
+    let (c, audit) = f.confined(&["connect", &f.ps("sockets/in.sock")], &none);
+    assert_eq!(c, Outcome::Ok(String::new()), "connect inside");
+    assert_audited(&audit, "allow", "connect", &f.ps("sockets/in.sock"));
+    let (c, _) = f.confined(&["connect", &f.ps("fsockets/inlink")], &none);
+    assert_eq!(
+        c,
+        Outcome::Ok(String::new()),
+        "connect through a symlink beneath"
+    );
+    inside.set_nonblocking(true).unwrap();
+    assert!(
+        inside.accept().is_ok(),
+        "the followed symlink reached in.sock"
+    );
+    // Out through a final symlink or a directory symlink.
+    let mut bare_connects = 0;
+    for t in ["sockets", "fsockets"] {
+        for l in ["link", "dirlink/l.sock"] {
+            f.refused(&["connect", &f.ps(&format!("{t}/{l}"))], &none);
+            bare_connects += 1;
+        }
+    }
+    // The outside listener saw the unconfined connects only.
+    outside.set_nonblocking(true).unwrap();
+    let mut accepted = 0;
+    while outside.accept().is_ok() {
+        accepted += 1;
+    }
+    assert_eq!(
+        accepted, bare_connects,
+        "connections that reached outside/l.sock"
+    );
+    // bind through a directory symlink creates nothing outside.
+    let (bare, conf, _) = f.both(&["bind", &f.ps("sockets/dirlink/new.sock")], &none);
+    assert_eq!(bare, Outcome::Ok(String::new()), "bind unconfined");
+    fs::remove_file(f.p("outside/new.sock")).unwrap();
+    assert!(conf.refused(), "bind through a symlink confined: {conf:?}");
+    assert!(
+        !f.p("outside/new.sock").exists(),
+        "a socket was bound outside"
+    );
+    // A served bind inside works.
+    let (c, _) = f.confined(&["bind", &f.ps("sockets/new.sock")], &none);
+    assert_eq!(c, Outcome::Ok(String::new()), "bind inside");
+    assert!(fs::symlink_metadata(f.p("sockets/new.sock"))
+        .unwrap()
+        .file_type()
+        .is_socket());
 }
