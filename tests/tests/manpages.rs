@@ -384,3 +384,24 @@ fn bash_and_fish_complete_the_options_and_zsh_parses() {
         }
     }
 }
+
+/// Every binary an operator runs answers `--help` and `--version` with
+/// status 0, its version on stdout.
+#[test]
+fn every_binary_has_help_and_version() {
+    let version = env!("CARGO_PKG_VERSION");
+    for name in [
+        "openhook-broker",
+        "openhook-emulator",
+        "openhook-qmp",
+        "openhook-open",
+    ] {
+        let help = stdout_of(&bin(name), &["--help"]);
+        assert!(help.contains("sage"), "{name} --help: {help}");
+        let v = stdout_of(&bin(name), &["--version"]);
+        assert!(
+            v.starts_with(&format!("{name} ")) && v.contains(version),
+            "{name} --version: {v}"
+        );
+    }
+}

@@ -59,6 +59,17 @@ fn parse_flags(s: &str) -> Result<i32, String> {
     Ok(flags)
 }
 
+const USAGE: &str = "\
+usage: openhook-broker --policy P -- openhook-open [--flags NAMES] [--mode OCTAL] PATH...
+
+Opens each PATH through the broker's -open-hook-fd socket (appended by the
+broker) and prints one line per path: `PATH ok fd=N` or `PATH errno=EACCES`.
+--flags: comma-separated O_* names without the prefix (rdonly, rdwr,creat,trunc,
+...) or a number (0x42); default rdonly. --mode: the creation mode, default 0600.
+Exit status: 0 when every open succeeded, 1 when some were refused, 2 on usage
+or connection errors.
+";
+
 fn parse_args() -> Result<Args, String> {
     let mut args = std::env::args_os().skip(1);
     let mut flags = libc::O_RDONLY;
@@ -93,6 +104,17 @@ fn parse_args() -> Result<Args, String> {
 }
 
 fn main() -> ExitCode {
+    // Help and version first, whatever else the command line holds.
+    for a in std::env::args_os().skip(1) {
+        let text = match a.to_str() {
+            Some("-h" | "--help") => USAGE.to_string(),
+            Some("-V" | "--version") => format!("openhook-open {}\n", env!("CARGO_PKG_VERSION")),
+            _ => continue,
+        };
+        return ExitCode::from(u8::from(
+            std::io::stdout().write_all(text.as_bytes()).is_err(),
+        ));
+    }
     let args = match parse_args() {
         Ok(a) => a,
         Err(e) => {
