@@ -209,13 +209,10 @@ impl<'a> Judge<'a> {
         )
     }
 
-    /// Connects `sock` to the socket file at `req.path`.
-    pub fn connect_socket(&self, req: &Request<'_>, sock: BorrowedFd<'_>) -> Result<(), Errno> {
-        self.perform(
-            req,
-            |root, allowed| resolve::connect_beneath(root, allowed, sock),
-            |_| {},
-        )
+    /// The socket file at `req.path`, as an `O_PATH` fd to connect
+    /// through ([`resolve::connect_through`]); the rule must allow sockets.
+    pub fn socket_file(&self, req: &Request<'_>) -> Result<OwnedFd, Errno> {
+        self.perform(req, resolve::socket_beneath, |_| {})
     }
 
     /// Records a request refused before any decision (malformed, or a

@@ -252,17 +252,22 @@ pub fn bind_beneath(
     Ok(())
 }
 
-/// Connects `sock` to the socket file at `allowed.rel` beneath `root`,
-/// through an `O_PATH` fd of the resolved file.
-pub fn connect_beneath(
+/// The socket file at `allowed.rel` beneath `root`, as an `O_PATH` fd
+/// (symlinks as the rule says); the rule must allow sockets.
+pub fn socket_beneath(
     root: BorrowedFd<'_>,
     allowed: &Allowed<'_>,
-    sock: BorrowedFd<'_>,
-) -> Result<(), ResolveError> {
+) -> Result<OwnedFd, ResolveError> {
     if !allowed.types.contains(FileType::Socket) {
         return Err(ResolveError::TypeMismatch(Some(FileType::Socket)));
     }
-    let file = probe_beneath(root, allowed, false)?;
+    probe_beneath(root, allowed, false)
+}
+
+/// Connects `sock` to the socket file `file` (from [`socket_beneath`])
+/// through the broker's own fd for it (`/proc/self/fd/N`). May block as
+/// long as the peer's backlog is full (a blocking socket).
+pub fn connect_through(sock: BorrowedFd<'_>, file: BorrowedFd<'_>) -> Result<(), Errno> {
     let addr = rustix::net::SocketAddrUnix::new(format!("/proc/self/fd/{}", file.as_raw_fd()))?;
     rustix::net::connect(sock, &addr)?;
     Ok(())

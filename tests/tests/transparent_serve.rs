@@ -28,6 +28,7 @@ impl Fx {
         let s = dir.path().to_path_buf();
         std::fs::create_dir_all(s.join("allowed")).unwrap();
         std::fs::create_dir_all(s.join("outside")).unwrap();
+        std::fs::create_dir_all(s.join("sockets")).unwrap();
         std::fs::write(s.join("allowed/file"), b"inside").unwrap();
         std::fs::write(s.join("outside/secret"), b"secret").unwrap();
         let fifo = s.join("allowed/fifo");
@@ -41,7 +42,8 @@ impl Fx {
             &policy,
             format!(
                 "version = 1\ndeny_errno = \"EPERM\"\n\n\
-                 [[allow]]\npath = \"{d}/allowed/\"\naccess = \"r\"\ntypes = [\"file\", \"fifo\"]\n"
+                 [[allow]]\npath = \"{d}/allowed/\"\naccess = \"r\"\ntypes = [\"file\", \"fifo\"]\n\n\
+                 [[allow]]\npath = \"{d}/sockets/\"\naccess = \"rw\"\ntypes = [\"socket\"]\n"
             ),
         )
         .unwrap();
@@ -219,4 +221,28 @@ fn launch_contract_status_signals_and_fds() {
     let bare = String::from_utf8_lossy(&o.stdout).into_owned();
     let bare: Vec<&str> = bare.split_whitespace().collect();
     assert!(bare.contains(&"5") && bare.contains(&"7"), "{bare:?}");
+}
+
+#[test]
+fn connects_that_block_neither_stall_serving_nor_outlive_the_program() {
+    let f = Fx::new();
+    // A listener with a backlog of 1 that never accepts: connects past the
+    // backlog block in the kernel.
+    let sock = f.s.join("sockets/full.sock");
+    let listener = std::os::unix::net::UnixListener::bind(&sock).unwrap();
+    rustix::net::listen(&listener, 1).unwrap();
+    let file = std::fs::metadata(f.s.join("allowed/file")).unwrap();
+    let want = format!("ok fd {} {}", file.dev(), file.ino());
+    let args = [
+        "connect_block",
+        &sock.display().to_string(),
+        "4",
+        &f.ps("allowed/file"),
+    ];
+    // Unconfined: the open is answered, the program exits.
+    assert_eq!(f.run(false, &args), want);
+    // Confined: the broker performs the connects; it must still answer the
+    // open, and end when the program does (the hang guard fails it).
+    assert_eq!(f.run(true, &args), want);
+    drop(listener);
 }

@@ -4,7 +4,7 @@
 //! thread either).
 
 use std::os::fd::{AsFd, BorrowedFd, OwnedFd};
-use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
 use std::sync::Mutex;
 
 use openhook_wire::Errno;
@@ -23,6 +23,10 @@ use crate::resolve::Target;
 /// blocking `connect`, a page fault in the target's memory) does not stall
 /// the rest.
 const THREADS: usize = 2;
+
+/// Connects in flight on their own threads, and their limit.
+static CONNECTS: AtomicUsize = AtomicUsize::new(0);
+const MAX_CONNECTS: usize = 64;
 
 /// The serving threads still running, for interrupting them at the end.
 struct Running {
@@ -531,11 +535,46 @@ impl Handler<'_> {
         };
         let flags = if bind { O_RDWR | O_CREAT } else { O_RDWR };
         let req = self.request(&named, flags, 0o777);
-        let done = if bind {
-            self.judge.bind_socket(&req, sock.as_fd())
-        } else {
-            self.judge.connect_socket(&req, sock.as_fd())
+        if bind {
+            return Answer::Reply(self.judge.bind_socket(&req, sock.as_fd()).map(|()| 0));
+        }
+        match self.judge.socket_file(&req) {
+            Ok(file) => self.connect_detached(sock, file),
+            Err(e) => Answer::Reply(Err(e)),
+        }
+    }
+
+    /// A connect may block (the peer's backlog full, a blocking socket):
+    /// it runs on a detached thread of its own that answers the
+    /// notification when it returns, so it never holds a serving thread,
+    /// nor the broker's exit. At most [`MAX_CONNECTS`] at once (then
+    /// `EAGAIN`, as a full backlog says for a non-blocking socket).
+    fn connect_detached(&self, sock: OwnedFd, file: OwnedFd) -> Answer {
+        if CONNECTS.fetch_add(1, Ordering::SeqCst) >= MAX_CONNECTS {
+            CONNECTS.fetch_sub(1, Ordering::SeqCst);
+            return Answer::Reply(Err(Errno::EAGAIN));
+        }
+        let listener = match self.listener.try_clone_to_owned() {
+            Ok(l) => l,
+            Err(_) => {
+                CONNECTS.fetch_sub(1, Ordering::SeqCst);
+                return Answer::Reply(Err(Errno::EAGAIN));
+            }
         };
-        Answer::Reply(done.map(|()| 0))
+        let id = self.n.id;
+        let spawned = std::thread::Builder::new()
+            .name("connect".into())
+            .spawn(move || {
+                let r = crate::resolve::connect_through(sock.as_fd(), file.as_fd());
+                let _ = sys::reply(listener.as_fd(), id, r.map(|()| 0));
+                CONNECTS.fetch_sub(1, Ordering::SeqCst);
+            });
+        match spawned {
+            Ok(_) => Answer::Done,
+            Err(_) => {
+                CONNECTS.fetch_sub(1, Ordering::SeqCst);
+                Answer::Reply(Err(Errno::EAGAIN))
+            }
+        }
     }
 }

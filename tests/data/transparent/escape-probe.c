@@ -452,6 +452,26 @@ static int fifo_then_open(const char *fifo, const char *file) {
     return report_fd(syscall(SYS_openat, AT_FDCWD, file, O_RDONLY));
 }
 
+static void *connect_blocking(void *arg) {
+    int s = syscall(SYS_socket, AF_UNIX, SOCK_STREAM, 0);
+    struct sockaddr_un a;
+    memset(&a, 0, sizeof a);
+    a.sun_family = AF_UNIX;
+    snprintf(a.sun_path, sizeof a.sun_path, "%s", (const char *)arg);
+    syscall(SYS_connect, s, &a, sizeof a);
+    return NULL;
+}
+
+// connect_block SOCK N FILE: N threads connect to SOCK (a listener that
+// never accepts: past its backlog, connect blocks), then the main thread
+// opens FILE and exits without waiting for them.
+static int connect_block(const char *sock, int n, const char *file) {
+    pthread_t t;
+    for (int i = 0; i < n; i++) pthread_create(&t, NULL, connect_blocking, (void *)sock);
+    usleep(300000);
+    return report_fd(syscall(SYS_openat, AT_FDCWD, file, O_RDONLY));
+}
+
 // churn ROUNDS PATH: prints `ready`, waits for a line on stdin; then
 // ROUNDS times forks a child that opens PATH in a loop and kills it
 // within a millisecond (threads die mid-request); prints `churned`, waits
@@ -738,6 +758,8 @@ int main(int argc, char **argv) {
         return threads(atoi(ARG(2)), atol(ARG(3)), ARG(4), ARG(5));
     if (!strcmp(a, "fifo"))
         return fifo_then_open(ARG(2), ARG(3));
+    if (!strcmp(a, "connect_block"))
+        return connect_block(ARG(2), atoi(ARG(3)), ARG(4));
     if (!strcmp(a, "churn"))
         return churn(atol(ARG(2)), ARG(3));
     // --- the launch contract ---
