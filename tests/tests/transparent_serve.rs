@@ -246,3 +246,24 @@ fn connects_that_block_neither_stall_serving_nor_outlive_the_program() {
     assert_eq!(f.run(true, &args), want);
     drop(listener);
 }
+
+#[test]
+fn names_at_page_edges_read_as_the_kernel_reads_them() {
+    let f = Fx::new();
+    let file = f.ps("allowed/file");
+    for mode in ["end", "cross", "unterminated", "long"] {
+        let args = ["edge_open", &file, mode];
+        let bare = f.run(false, &args);
+        let conf = f.run(true, &args);
+        assert_eq!(conf, bare, "{mode}: confined vs the kernel's own answer");
+    }
+    // The kernel's answers, so the cases are what they claim.
+    assert!(f
+        .run(false, &["edge_open", &file, "end"])
+        .starts_with("ok fd"));
+    assert_eq!(
+        f.run(false, &["edge_open", &file, "unterminated"]),
+        "err 14"
+    );
+    assert_eq!(f.run(false, &["edge_open", &file, "long"]), "err 36");
+}

@@ -753,6 +753,35 @@ int main(int argc, char **argv) {
         printf("ok ino %llu\n", (unsigned long long)st.st_ino);
         return 0;
     }
+    if (!strcmp(a, "edge_open")) { // edge_open PATH end|cross|unterminated|long: the name placed at a page edge
+        long pg = sysconf(_SC_PAGESIZE);
+        char *m = mmap(NULL, 3 * pg, PROT_READ | PROT_WRITE, MAP_PRIVATE | MAP_ANONYMOUS, -1, 0);
+        if (m == MAP_FAILED) return report(-1);
+        const char *path = ARG(2), *mode = ARG(3);
+        size_t n = strlen(path) + 1;
+        char *name;
+        if (!strcmp(mode, "end")) { // the NUL is the last byte before an unmapped page
+            mprotect(m + 2 * pg, pg, PROT_NONE);
+            name = m + 2 * pg - n;
+            memcpy(name, path, n);
+        } else if (!strcmp(mode, "cross")) { // the name spans two mapped pages
+            name = m + pg - n / 2;
+            memcpy(name, path, n);
+        } else if (!strcmp(mode, "unterminated")) { // no NUL before the unmapped page
+            mprotect(m + 2 * pg, pg, PROT_NONE);
+            name = m + 2 * pg - (n - 1);
+            memcpy(name, path, n - 1);
+        } else { // long: PATH padded with "/./" to 4096 bytes and more (ENAMETOOLONG)
+            name = m;
+            size_t off = 0;
+            while (off + 3 < (size_t)(2 * pg) - n) {
+                memcpy(name + off, "/./", 3);
+                off += 2;
+            }
+            memcpy(name + off, path, n);
+        }
+        return report_fd(syscall(SYS_openat, AT_FDCWD, name, O_RDONLY));
+    }
     // --- serving under load ---
     if (!strcmp(a, "threads"))
         return threads(atoi(ARG(2)), atol(ARG(3)), ARG(4), ARG(5));
