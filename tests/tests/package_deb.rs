@@ -2,7 +2,8 @@
 //! this build, profile for profile); unpacked with `dpkg-deb -x` into a
 //! scratch root — nothing installed on the host — it holds the binaries,
 //! man pages, completions, units, docs and examples, and its binaries run
-//! the demo's VM: broker, confined emulator, firmware, brokered disk.
+//! the demo's VM: broker, confined emulator, firmware, brokered disk; its
+//! systemd units pass `systemd-analyze verify` inside the unpacked root.
 #![allow(clippy::disallowed_methods)]
 
 use std::path::{Path, PathBuf};
@@ -133,6 +134,30 @@ fn package_unpacks_and_its_binaries_run_the_demo_vm() {
         .output()
         .expect("broker check");
     assert!(out.status.success(), "{out:?}");
+
+    // The packaged units verify against the packaged binaries: ExecStart's
+    // /usr/bin/openhook-broker and the emulator are the package's own.
+    if let Some(analyze) = tool_or_skip("package_deb_units", "systemd-analyze") {
+        let host_units = Path::new("/usr/lib/systemd/system");
+        if host_units.join("sysinit.target").exists() {
+            std::fs::create_dir_all(root.join("usr/lib/systemd")).unwrap();
+            let status = Command::new("cp")
+                .arg("-a")
+                .arg(host_units)
+                .arg(root.join("usr/lib/systemd/"))
+                .status()
+                .unwrap();
+            assert!(status.success());
+            let out = Command::new(analyze)
+                .args(["verify", "--man=no"])
+                .arg(format!("--root={}", root.display()))
+                .args(["openhook-vm@vm1.service", "openhook-vm@vm1.socket"])
+                .output()
+                .unwrap();
+            let stderr = String::from_utf8_lossy(&out.stderr);
+            assert!(out.status.success() && stderr.trim().is_empty(), "{stderr}");
+        }
+    }
 
     if !kvm_or_skip("package_deb_demo_vm") {
         return;
