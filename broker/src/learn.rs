@@ -149,6 +149,20 @@ fn calls_comment(calls: &BTreeMap<String, usize>) -> String {
     v.join(", ")
 }
 
+/// `s` as TOML comment text: TOML allows no control character but tab in
+/// a comment (and a newline would end it), so each is written `\xHH`.
+fn comment_safe(s: &str) -> String {
+    s.chars()
+        .map(|c| {
+            if c.is_control() && c != '\t' {
+                format!("\\x{:02x}", u32::from(c))
+            } else {
+                c.to_string()
+            }
+        })
+        .collect()
+}
+
 /// A subtree rule being built: types seen, paths, syscall counts.
 type Tree = (BTreeSet<&'static str>, usize, BTreeMap<String, usize>);
 
@@ -167,7 +181,7 @@ pub fn policy_text(
         .map(|a| a.to_string_lossy().into_owned())
         .collect();
     let _ = writeln!(out, "# Written by `openhook-broker learn` from one run of:");
-    let _ = writeln!(out, "#   {}", cmd.join(" ").replace('\n', " "));
+    let _ = writeln!(out, "#   {}", comment_safe(&cmd.join(" ")));
     let _ = writeln!(
         out,
         "# Review every rule before use. Run it with:\n#   openhook-broker --policy THIS --transparent -- PROGRAM ARGS"
@@ -182,8 +196,12 @@ pub fn policy_text(
     // Read-only files in system directories, grouped into subtrees.
     let mut trees: BTreeMap<String, Tree> = BTreeMap::new();
     let mut exact: Vec<(String, &Use, Found)> = Vec::new();
+    // A policy names paths as TOML strings, which are UTF-8: other paths
+    // cannot get a rule, and are listed instead of silently left out.
+    let mut not_utf8: Vec<String> = Vec::new();
     for (path, u) in uses {
         let Ok(p) = std::str::from_utf8(path) else {
+            not_utf8.push(crate::audit::escape_path(path));
             continue;
         };
         let f = found.get(path).copied().unwrap_or_default();
@@ -245,6 +263,18 @@ pub fn policy_text(
         }
         if f.symlink {
             let _ = writeln!(out, "follow_symlinks = true");
+        }
+        out.push('\n');
+    }
+    if !not_utf8.is_empty() {
+        let _ = writeln!(
+            out,
+            "# NOT COVERED: the program used these paths, but policy paths are UTF-8\n\
+             # (bytes that are not are shown as \\xHH); under this policy they fail as absent:"
+        );
+        for p in &not_utf8 {
+            tracing::warn!("learn: {p} is not UTF-8: no policy rule can name it");
+            let _ = writeln!(out, "#   {}", comment_safe(p));
         }
         out.push('\n');
     }
@@ -356,6 +386,34 @@ mod tests {
             ftype: Some(ftype),
             symlink: false,
         }
+    }
+
+    #[test]
+    fn odd_bytes_never_make_an_invalid_policy() {
+        // Control characters and quotes in names and arguments, and a name
+        // that is not UTF-8 (written `\xff` in the audit log).
+        let odd = "/tmp/t/we\"ird\r\u{1}\nname";
+        let records = vec![
+            rec(odd, O_RDONLY, "openat", Decision::Allow),
+            rec("/tmp/t/bad\\xffname", O_RDONLY, "openat", Decision::Allow),
+        ];
+        let u = uses(&records);
+        let mut f = BTreeMap::new();
+        f.insert(odd.as_bytes().to_vec(), found(FileType::File));
+        f.insert(b"/tmp/t/bad\xffname".to_vec(), found(FileType::File));
+        let argv: Vec<OsString> = ["prog", odd, "--x=\u{7f}\u{1b}[2J"]
+            .iter()
+            .map(OsString::from)
+            .collect();
+        let (text, n) = policy_text(&u, &f, &argv);
+        let p = crate::policy::parse(&text, "learned").expect("the learned policy parses");
+        assert_eq!(n, 1, "{text}");
+        assert_eq!(p.rules[0].path, odd);
+        assert!(
+            text.contains("# NOT COVERED") && text.contains("#   /tmp/t/bad\\xffname\n"),
+            "the non-UTF-8 path is listed: {text}"
+        );
+        assert!(text.contains("\\x0d\\x01\\x0aname"), "{text}");
     }
 
     #[test]
