@@ -222,7 +222,20 @@ fn emulator_page() -> String {
         }
     }
     p.push_str(
-        ".SH EXIT STATUS\n\
+        ".SH EXAMPLES\n\
+         Under the broker, with a policy:\n\
+         .PP\n.nf\n\
+         openhook\\-broker \\-\\-policy vm.toml \\-\\-audit\\-log audit.jsonl \\-\\- \\e\n\
+         \\ \\ openhook\\-emulator \\-M microvm \\-m 64 \\-nodefaults \\-no\\-reboot \\e\n\
+         \\ \\ \\ \\ \\-bios firmware.bin \\-serial file:/srv/vm1/logs/serial.txt \\e\n\
+         \\ \\ \\ \\ \\-drive id=d0,file=/srv/vm1/disk.img,format=raw,if=none \\e\n\
+         \\ \\ \\ \\ \\-device virtio\\-blk\\-device,drive=d0\n\
+         .fi\n\
+         .PP\n\
+         As a service: \\fBsystemctl start openhook\\-vm@vm1\\fR runs the arguments in \
+         \\fI/etc/openhook/vm1.args\\fR under the policy \\fI/etc/openhook/vm1.toml\\fR \
+         (docs/systemd.md).\n\
+         .SH EXIT STATUS\n\
          The guest's status when it exits through isa\\-debug\\-exit (\\fI(v << 1) | 1\\fR), \
          0 after a QMP \\fBquit\\fR or a shutdown, 1 when start\\-up fails.\n\
          .SH ENVIRONMENT\n\
