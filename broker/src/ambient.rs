@@ -9,7 +9,7 @@
 
 use std::fs::{File, OpenOptions};
 use std::io::{self, Read as _};
-use std::os::fd::{AsFd, OwnedFd};
+use std::os::fd::{AsFd, BorrowedFd, OwnedFd};
 use std::os::unix::fs::OpenOptionsExt as _;
 use std::path::{Path, PathBuf};
 
@@ -19,7 +19,7 @@ use rustix::net::{AddressFamily, SocketAddrUnix, SocketFlags, SocketType};
 
 use crate::audit::AuditLog;
 use crate::policy::{Access, Policy, RootId};
-use crate::resolve::{self, ResolveError, RootFd, RuleRoot, Target};
+use crate::resolve::{self, ResolveError, RuleRoot, Target};
 
 /// An fd the child inherits at a declared number.
 #[derive(Debug)]
@@ -80,11 +80,8 @@ impl Ambient {
     pub fn open(policy: &Policy) -> Result<Ambient, AmbientError> {
         let mut roots = Vec::with_capacity(policy.roots.len());
         for path in &policy.roots {
-            if let Some((thread, rest)) = resolve::proc_self_root(path) {
-                roots.push(RuleRoot::Proc {
-                    thread,
-                    rest: rest.to_string(),
-                });
+            if resolve::proc_self_path(path.as_bytes()).is_some() {
+                roots.push(RuleRoot::Asker);
                 continue;
             }
             roots.push(RuleRoot::Dir(open_dir(path).map_err(|e| {
@@ -99,7 +96,7 @@ impl Ambient {
         let proc = open_dir("/proc").ok();
         let probe_root = match roots.iter().find_map(|r| match r {
             RuleRoot::Dir(fd) => Some(fd),
-            RuleRoot::Proc { .. } => None,
+            RuleRoot::Asker => None,
         }) {
             Some(fd) => fd.try_clone().map_err(AmbientError::NoOpenat2)?,
             None => open_dir("/").map_err(|e| AmbientError::NoOpenat2(e.into()))?,
@@ -144,13 +141,13 @@ impl Ambient {
         self.roots.len()
     }
 
-    /// The directory to resolve root `id` from, for `target`. An id from
-    /// another policy is `ENOENT` (the judge checks the count once).
-    pub fn root_for(&self, id: RootId, target: Target) -> Result<RootFd<'_>, ResolveError> {
+    /// The directory to resolve root `id` from. An id from another policy
+    /// is `ENOENT` (the judge checks the count once).
+    pub fn root_for(&self, id: RootId) -> Result<BorrowedFd<'_>, ResolveError> {
         self.roots
             .get(id.0)
             .ok_or(ResolveError::from(Errno::NOENT))?
-            .open_for(self.proc.as_ref().map(AsFd::as_fd), target)
+            .dir()
     }
 }
 
@@ -165,7 +162,7 @@ impl Ambient {
     ) -> Option<Result<(OwnedFd, &'p [u8]), ResolveError>> {
         let (thread, rest) = resolve::proc_self_path(path)?;
         let proc = self.proc.as_ref().map(AsFd::as_fd);
-        Some(resolve::open_proc_root(proc, thread, "", target).map(|fd| (fd, rest)))
+        Some(resolve::open_proc_root(proc, thread, target).map(|fd| (fd, rest)))
     }
 }
 
@@ -387,7 +384,7 @@ mod tests {
         .expect("parses");
         let a = Ambient::open(&p).expect("opens");
         assert_eq!(p.roots.len(), 1, "exact rule shares its parent root");
-        assert!(a.root_for(RootId(0), Target { tgid: 1, tid: 1 }).is_ok());
+        assert!(a.root_for(RootId(0)).is_ok());
         let p = parse(
             &format!("version = 1\n[[allow]]\npath = \"{d}/missing/x\"\n"),
             "t",

@@ -66,7 +66,7 @@ fn look(policy: &policy::Policy, allowed: &policy::Allowed<'_>) -> explain::Host
     use explain::HostFinding;
     use openhook_broker::resolve::{self, ResolveError};
     let path = &policy.roots[allowed.root.0];
-    if resolve::proc_self_root(path).is_some() {
+    if resolve::proc_self_path(path.as_bytes()).is_some() {
         return HostFinding::Skipped("a /proc/self root means the asking process");
     }
     let root = match ambient::open_rule_root(path) {

@@ -11,7 +11,8 @@
 //!
 //! Rule roots below `/proc/self` or `/proc/thread-self` mean the process
 //! that asks, never the broker: they are opened per request beneath
-//! `/proc/<pid>` ([`RuleRoot::Proc`]).
+//! `/proc/<pid>` (`Ambient::proc_view`); such a root is not opened at
+//! start-up ([`RuleRoot::Asker`]).
 
 #![allow(clippy::disallowed_methods)] // one of the two modules that open paths
 
@@ -28,10 +29,10 @@ use crate::policy::{Allowed, FileType};
 pub enum RuleRoot {
     /// An `O_PATH` directory fd opened at start-up.
     Dir(OwnedFd),
-    /// Below `/proc/self` (or `/proc/thread-self` when `thread`): `rest` is
-    /// the part after it (may be empty), opened per request for the
-    /// asking process.
-    Proc { thread: bool, rest: String },
+    /// Below `/proc/self` or `/proc/thread-self`: not opened at start-up
+    /// (it would be the broker's); requests there resolve beneath the
+    /// asking process's own `/proc/<pid>` (`Ambient::proc_view`).
+    Asker,
 }
 
 /// The process a request is made for: `/proc/self` is its `tgid`,
@@ -40,40 +41,6 @@ pub enum RuleRoot {
 pub struct Target {
     pub tgid: i32,
     pub tid: i32,
-}
-
-/// A root directory fd for one request: the start-up fd, or one opened
-/// below `/proc/<pid>` for this request.
-#[derive(Debug)]
-pub enum RootFd<'a> {
-    Shared(BorrowedFd<'a>),
-    Own(OwnedFd),
-}
-
-impl RootFd<'_> {
-    /// The directory fd.
-    pub fn as_fd(&self) -> BorrowedFd<'_> {
-        match self {
-            RootFd::Shared(fd) => *fd,
-            RootFd::Own(fd) => fd.as_fd(),
-        }
-    }
-}
-
-/// `Some((thread, rest))` when a root path is below `/proc/self` or
-/// `/proc/thread-self` (pure).
-pub fn proc_self_root(path: &str) -> Option<(bool, &str)> {
-    for (prefix, thread) in [("/proc/self", false), ("/proc/thread-self", true)] {
-        if let Some(rest) = path.strip_prefix(prefix) {
-            if rest.is_empty() {
-                return Some((thread, ""));
-            }
-            if let Some(rest) = rest.strip_prefix('/') {
-                return Some((thread, rest));
-            }
-        }
-    }
-    None
 }
 
 /// `Some((thread, rest))` when a requested path is `/proc/self` or
@@ -96,48 +63,37 @@ pub fn proc_self_path(path: &[u8]) -> Option<(bool, &[u8])> {
     None
 }
 
-/// The path below `/proc` that a per-target root means (pure).
-pub fn proc_root_path(thread: bool, rest: &str, target: Target) -> String {
-    let mut p = if thread {
+/// The path below `/proc` that `/proc/self` (`thread`:
+/// `/proc/thread-self`) means for `target` (pure).
+pub fn proc_root_path(thread: bool, target: Target) -> String {
+    if thread {
         format!("{}/task/{}", target.tgid, target.tid)
     } else {
         target.tgid.to_string()
-    };
-    if !rest.is_empty() {
-        p.push('/');
-        p.push_str(rest);
     }
-    p
 }
 
 impl RuleRoot {
-    /// The directory to resolve from for `target`. `proc` is the broker's
-    /// `/proc` fd (present whenever a `Proc` root exists).
-    pub fn open_for(
-        &self,
-        proc: Option<BorrowedFd<'_>>,
-        target: Target,
-    ) -> Result<RootFd<'_>, ResolveError> {
+    /// The directory to resolve from.
+    pub fn dir(&self) -> Result<BorrowedFd<'_>, ResolveError> {
         match self {
-            RuleRoot::Dir(fd) => Ok(RootFd::Shared(fd.as_fd())),
-            RuleRoot::Proc { thread, rest } => {
-                open_proc_root(proc, *thread, rest, target).map(RootFd::Own)
-            }
+            RuleRoot::Dir(fd) => Ok(fd.as_fd()),
+            // Unreachable through the judge (see the variant).
+            RuleRoot::Asker => Err(ResolveError::Sys(Errno::ENOENT)),
         }
     }
 }
 
-/// `/proc/<tgid>[/task/<tid>][/rest]` beneath the broker's `/proc` fd.
+/// `/proc/<tgid>[/task/<tid>]` beneath the broker's `/proc` fd.
 pub fn open_proc_root(
     proc: Option<BorrowedFd<'_>>,
     thread: bool,
-    rest: &str,
     target: Target,
 ) -> Result<OwnedFd, ResolveError> {
     let proc = proc.ok_or(ResolveError::Sys(Errno::ENOENT))?;
     Ok(rustix::fs::openat2(
         proc,
-        proc_root_path(thread, rest, target),
+        proc_root_path(thread, target),
         OFlags::PATH | OFlags::DIRECTORY | OFlags::CLOEXEC,
         Mode::empty(),
         ResolveFlags::BENEATH | ResolveFlags::NO_MAGICLINKS | ResolveFlags::NO_SYMLINKS,
@@ -357,7 +313,6 @@ mod tests {
     use super::*;
     use crate::ambient::Ambient;
     use crate::policy::{decide, flags::*, parse, Policy};
-    use crate::resolve::Target;
     use std::os::unix::fs::symlink;
 
     struct Tree {
@@ -395,11 +350,8 @@ mod tests {
         fn open(&self, rel: &str, flags: u32, mode: u32) -> Result<OwnedFd, Errno> {
             let p = self.path(rel);
             let a = decide(&self.policy, p.as_bytes(), flags, mode).map_err(|d| d.errno())?;
-            let root = self
-                .ambient
-                .root_for(a.root, Target { tgid: 1, tid: 1 })
-                .expect("root");
-            open_beneath(root.as_fd(), &a).map_err(|e| match e {
+            let root = self.ambient.root_for(a.root).expect("root");
+            open_beneath(root, &a).map_err(|e| match e {
                 ResolveError::TypeMismatch(_) => self.policy.deny_errno,
                 ResolveError::Sys(e) => e,
             })
@@ -534,24 +486,26 @@ mod tests {
 
     #[test]
     fn proc_self_roots_mean_the_target() {
-        assert_eq!(proc_self_root("/proc/self"), Some((false, "")));
-        assert_eq!(proc_self_root("/proc/self/task"), Some((false, "task")));
-        assert_eq!(proc_self_root("/proc/thread-self/fd"), Some((true, "fd")));
-        assert_eq!(proc_self_root("/proc/selfish"), None);
-        assert_eq!(proc_self_root("/proc/1"), None);
+        assert_eq!(proc_self_path(b"/proc/self"), Some((false, &b"."[..])));
+        assert_eq!(
+            proc_self_path(b"/proc/self/task"),
+            Some((false, &b"task"[..]))
+        );
+        assert_eq!(
+            proc_self_path(b"/proc/thread-self/fd"),
+            Some((true, &b"fd"[..]))
+        );
+        assert_eq!(proc_self_path(b"/proc/selfish"), None);
+        assert_eq!(proc_self_path(b"/proc/1"), None);
         let t = Target { tgid: 40, tid: 41 };
-        assert_eq!(proc_root_path(false, "", t), "40");
-        assert_eq!(proc_root_path(false, "net", t), "40/net");
-        assert_eq!(proc_root_path(true, "", t), "40/task/41");
+        assert_eq!(proc_root_path(false, t), "40");
+        assert_eq!(proc_root_path(true, t), "40/task/41");
     }
 
     #[test]
     fn probe_works_here() {
         let t = tree("");
-        let root = t
-            .ambient
-            .root_for(crate::policy::RootId(0), Target { tgid: 1, tid: 1 })
-            .expect("root");
-        probe_openat2(root.as_fd()).expect("openat2");
+        let root = t.ambient.root_for(crate::policy::RootId(0)).expect("root");
+        probe_openat2(root).expect("openat2");
     }
 }
