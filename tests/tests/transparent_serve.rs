@@ -267,3 +267,18 @@ fn names_at_page_edges_read_as_the_kernel_reads_them() {
     );
     assert_eq!(f.run(false, &["edge_open", &file, "long"]), "err 36");
 }
+
+#[test]
+fn a_process_left_behind_gets_no_file_once_the_broker_is_gone() {
+    let f = Fx::new();
+    let file = std::fs::metadata(f.s.join("allowed/file")).unwrap();
+    let args = ["orphan", &f.ps("allowed/file")];
+    // Unconfined the grandchild opens the file after its parent exited.
+    assert_eq!(
+        f.run(false, &args),
+        format!("ok fd {} {}", file.dev(), file.ino())
+    );
+    // Confined the broker ends with the program; the grandchild keeps the
+    // filter, whose listener is closed: even an allowed path fails (ENOSYS).
+    assert_eq!(f.run(true, &args), "err 38");
+}

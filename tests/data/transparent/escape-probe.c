@@ -791,6 +791,14 @@ int main(int argc, char **argv) {
         return connect_block(ARG(2), atoi(ARG(3)), ARG(4));
     if (!strcmp(a, "churn"))
         return churn(atol(ARG(2)), ARG(3));
+    if (!strcmp(a, "orphan")) { // orphan PATH: a child opens PATH after its parent (the program) has exited
+        if (fork() == 0) {
+            usleep(500000);
+            report_fd(syscall(SYS_openat, AT_FDCWD, ARG(2), O_RDONLY));
+            _exit(0);
+        }
+        return 0;
+    }
     // --- the launch contract ---
     if (!strcmp(a, "exit"))
         return atoi(ARG(2));
