@@ -13,6 +13,8 @@ cargo fmt --all --check
 cargo clippy --workspace --all-targets -- -D warnings
 # Dependencies no code uses (every package, the fuzz workspace included).
 cargo machete
+# No import cycle between sibling modules of a crate (docs/architecture.md).
+python3 scripts/module-graph.py --check
 # `cargo test` builds a package's binaries only for that package's own
 # integration tests; the suites in tests/ run the broker and emulator
 # binaries of other packages, so build every binary first.
