@@ -564,6 +564,22 @@ fn o_path_and_openat2_resolve_flags() {
     assert_eq!(c, Outcome::Fd(file.0, file.1), "openat2 of an allowed file");
 }
 
+/// The (dev, ino) → count pairs of a `race` line.
+fn race_counts(o: &Outcome) -> Vec<((u64, u64), u64)> {
+    let Outcome::Race(line) = o else {
+        panic!("race: {o:?}")
+    };
+    line.split_whitespace()
+        .skip(1)
+        .filter(|w| !w.starts_with("err="))
+        .map(|w| {
+            let (di, n) = w.split_once('=').unwrap();
+            let (d, i) = di.split_once(':').unwrap();
+            ((d.parse().unwrap(), i.parse().unwrap()), n.parse().unwrap())
+        })
+        .collect()
+}
+
 #[test]
 fn path_rewritten_while_in_flight() {
     let f = Fx::new();
@@ -576,23 +592,9 @@ fn path_rewritten_while_in_flight() {
         &f.ps("outside/secret"),
         "10000",
     ];
-    let counts = |o: &Outcome| -> Vec<((u64, u64), u64)> {
-        let Outcome::Race(line) = o else {
-            panic!("race: {o:?}")
-        };
-        line.split_whitespace()
-            .skip(1)
-            .filter(|w| !w.starts_with("err="))
-            .map(|w| {
-                let (di, n) = w.split_once('=').unwrap();
-                let (d, i) = di.split_once(':').unwrap();
-                ((d.parse().unwrap(), i.parse().unwrap()), n.parse().unwrap())
-            })
-            .collect()
-    };
     let (bare, conf, audit) = f.both(&args, &none);
-    let bare = counts(&bare);
-    let conf = counts(&conf);
+    let bare = race_counts(&bare);
+    let conf = race_counts(&conf);
     eprintln!("race: unconfined {bare:?}, confined {conf:?}");
     assert!(
         bare.iter().any(|(i, n)| *i == outside && *n > 0),
@@ -612,6 +614,36 @@ fn path_rewritten_while_in_flight() {
             .iter()
             .any(|l| field(l, "decision") == "allow" && field(l, "path") == f.ps("outside/secret")),
         "an allow line for the outside path"
+    );
+}
+
+#[test]
+fn cwd_flipped_while_in_flight() {
+    let f = Fx::new();
+    let inside = id(&f.p("allowed/secret"));
+    let outside = id(&f.p("outside/secret"));
+    // A thread flips the shared cwd between allowed/ and an inherited fd
+    // of outside/ while the main thread opens "secret" relative to it.
+    let fd7 = Opts {
+        fd7: Some(f.p("outside")),
+        ..Opts::default()
+    };
+    let args = ["cwd_race", &f.ps("allowed"), "7", "secret", "10000"];
+    let (bare, conf, _) = f.both(&args, &fd7);
+    let (bare, conf) = (race_counts(&bare), race_counts(&conf));
+    eprintln!("cwd race: unconfined {bare:?}, confined {conf:?}");
+    assert!(
+        bare.iter().any(|(i, n)| *i == outside && *n > 0),
+        "unconfined, the flipping cwd never reached the outside file: {bare:?}"
+    );
+    assert!(
+        conf.iter().any(|(i, n)| *i == inside && *n > 0),
+        "confined, the allowed file was never opened: {conf:?}"
+    );
+    let bad: Vec<_> = conf.iter().filter(|(i, _)| *i != inside).collect();
+    assert!(
+        bad.is_empty(),
+        "ESCAPED: fds to files outside the policy: {bad:?}"
     );
 }
 

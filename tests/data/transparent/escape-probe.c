@@ -159,6 +159,62 @@ static void *flipper(void *arg) {
 
 struct ident { unsigned long long dev, ino; long count; };
 
+static int cwd_a, cwd_b;
+
+static void *cwd_flipper(void *arg) {
+    (void)arg;
+    while (!race_stop) {
+        syscall(SYS_fchdir, cwd_a);
+        syscall(SYS_fchdir, cwd_b);
+    }
+    return NULL;
+}
+
+static void count_open(const char *name, struct ident *ids, int *nids, long *errs) {
+    int fd = syscall(SYS_openat, AT_FDCWD, name, O_RDONLY | O_CLOEXEC);
+    if (fd < 0) {
+        (*errs)++;
+        return;
+    }
+    struct stat st;
+    syscall(SYS_fstat, fd, &st);
+    close(fd);
+    int j;
+    for (j = 0; j < *nids; j++)
+        if (ids[j].dev == st.st_dev && ids[j].ino == st.st_ino) break;
+    if (j == *nids && *nids < 64) {
+        ids[j].dev = st.st_dev;
+        ids[j].ino = st.st_ino;
+        ids[j].count = 0;
+        (*nids)++;
+    }
+    if (j < 64) ids[j].count++;
+}
+
+// cwd_race DIR_A DIRFD_B NAME ROUNDS: a thread flips the (shared) cwd
+// between DIR_A (opened here) and inherited fd DIRFD_B while NAME is opened
+// relative to it ROUNDS times; prints like race.
+static int cwd_race(const char *dir_a, int fd_b, const char *name, long rounds) {
+    cwd_a = syscall(SYS_openat, AT_FDCWD, dir_a, O_RDONLY | O_DIRECTORY);
+    if (cwd_a < 0) {
+        printf("err-dir %d\n", errno);
+        return 0;
+    }
+    cwd_b = fd_b;
+    pthread_t t;
+    pthread_create(&t, NULL, cwd_flipper, NULL);
+    struct ident ids[64];
+    int nids = 0;
+    long errs = 0;
+    for (long i = 0; i < rounds; i++) count_open(name, ids, &nids, &errs);
+    race_stop = 1;
+    pthread_join(t, NULL);
+    printf("race");
+    for (int j = 0; j < nids; j++) printf(" %llu:%llu=%ld", ids[j].dev, ids[j].ino, ids[j].count);
+    printf(" err=%ld\n", errs);
+    return 0;
+}
+
 static int race(const char *inside, const char *outside, long rounds) {
     if (strlen(inside) != strlen(outside) || strlen(inside) >= sizeof race_buf) {
         fprintf(stderr, "race paths must have the same length\n");
@@ -172,26 +228,7 @@ static int race(const char *inside, const char *outside, long rounds) {
     struct ident ids[64];
     int nids = 0;
     long errs = 0;
-    for (long i = 0; i < rounds; i++) {
-        int fd = syscall(SYS_openat, AT_FDCWD, race_buf, O_RDONLY | O_CLOEXEC);
-        if (fd < 0) {
-            errs++;
-            continue;
-        }
-        struct stat st;
-        syscall(SYS_fstat, fd, &st);
-        close(fd);
-        int j;
-        for (j = 0; j < nids; j++)
-            if (ids[j].dev == st.st_dev && ids[j].ino == st.st_ino) break;
-        if (j == nids && nids < 64) {
-            ids[nids].dev = st.st_dev;
-            ids[nids].ino = st.st_ino;
-            ids[nids].count = 0;
-            nids++;
-        }
-        if (j < 64) ids[j].count++;
-    }
+    for (long i = 0; i < rounds; i++) count_open(race_buf, ids, &nids, &errs);
     race_stop = 1;
     pthread_join(t, NULL);
     printf("race");
@@ -583,6 +620,8 @@ int main(int argc, char **argv) {
         pthread_join(t, NULL);
         return 0;
     }
+    if (!strcmp(a, "cwd_race")) // cwd_race DIR_A DIRFD_B NAME ROUNDS
+        return cwd_race(ARG(2), atoi(ARG(3)), ARG(4), atol(ARG(5)));
     if (!strcmp(a, "race")) // race INSIDE OUTSIDE ROUNDS
         return race(ARG(2), ARG(3), atol(ARG(4)));
     if (!strcmp(a, "uring"))
