@@ -66,12 +66,16 @@ where
     signals::prepare().map_err(LaunchError::Signals)?;
     let stop = rustix::event::eventfd(0, rustix::event::EventfdFlags::CLOEXEC)
         .map_err(|e| LaunchError::Signals(e.into()))?;
-    let child = spawn::spawn(spec)?;
+    let mut child = spawn::spawn(spec)?;
+    // The broker confines itself while the child hardens itself and execs
+    // (both are on the way to the child's first request), then checks
+    // that the exec succeeded.
     if let Err(e) = confine(child.pid.as_raw_nonzero().get()) {
         let _ = rustix::process::kill_process(child.pid, rustix::process::Signal::KILL);
         let _ = rustix::process::waitpid(Some(child.pid), rustix::process::WaitOptions::empty());
         return Err(LaunchError::Confine(e));
     }
+    child.exec_done()?;
     let shutdown = match &child.channel {
         Channel::Hook(fd) => Some(fd.try_clone().map_err(LaunchError::Dup)?),
         Channel::Listener(_) => None,

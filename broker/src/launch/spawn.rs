@@ -116,6 +116,23 @@ pub struct Spawned {
     /// The number the child got the hook fd at (transparent mode: the
     /// number the listener socket had until the child closed it).
     pub hook_fd: RawFd,
+    /// Hook mode: the child's `execve`, still to be confirmed with
+    /// [`Spawned::exec_done`] (the broker confines itself meanwhile).
+    pending: Option<(sys::Forked, PathBuf)>,
+}
+
+impl Spawned {
+    /// Waits until the child's `execve` succeeded; on failure the child
+    /// has been reaped and the step that failed is in the error.
+    pub fn exec_done(&mut self) -> Result<(), SpawnError> {
+        match self.pending.take() {
+            Some((forked, program)) => forked
+                .wait_exec()
+                .map(|_| ())
+                .map_err(|source| SpawnError::Exec { program, source }),
+            None => Ok(()),
+        }
+    }
 }
 
 /// What the broker serves.
@@ -260,10 +277,20 @@ pub fn spawn(spec: &LaunchSpec<'_>) -> Result<Spawned, SpawnError> {
             "the hardening's reserved fd {fd} is a declared fd number"
         ))));
     }
-    let pid = sys::fork_exec(plan, &pre).map_err(|source| SpawnError::Exec {
+    let exec_err = |source| SpawnError::Exec {
         program: path.clone(),
         source,
-    })?;
+    };
+    let forked = sys::fork_child(plan, &pre).map_err(exec_err)?;
+    let pid = forked.pid();
+    // Transparent mode takes the listener the child sends before its
+    // execve, so it waits for the exec here; hook mode confirms it later.
+    let pending = if spec.transparent {
+        forked.wait_exec().map_err(exec_err)?;
+        None
+    } else {
+        Some((forked, path.clone()))
+    };
     let channel = if spec.transparent {
         Channel::Listener(receive_listener(&broker_end).map_err(|e| {
             let _ = rustix::process::kill_process(pid, rustix::process::Signal::KILL);
@@ -277,6 +304,7 @@ pub fn spawn(spec: &LaunchSpec<'_>) -> Result<Spawned, SpawnError> {
         pid,
         channel,
         hook_fd,
+        pending,
     })
 }
 

@@ -5,7 +5,7 @@
 //! every buffer it touches (argv, envp, the fd plan, the scratch array for
 //! fd copies) is allocated by [`ExecPlan::new`] before the fork, and the
 //! child makes raw system calls only: no allocation, no locks, no logging.
-//! The broker must still be single-threaded when it calls [`fork_exec`]
+//! The broker must still be single-threaded when it calls [`fork_child`]
 //! (the serve thread starts afterwards).
 #![allow(unsafe_code)]
 
@@ -363,12 +363,33 @@ fn errno() -> i32 {
         .unwrap_or(libc::EIO)
 }
 
+/// A child forked by [`fork_child`] whose `execve` is not yet confirmed.
+pub struct Forked {
+    pid: Pid,
+    report: OwnedFd,
+}
+
+impl Forked {
+    pub fn pid(&self) -> Pid {
+        self.pid
+    }
+
+    /// Waits until the child's `execve` succeeded (EOF on the report pipe)
+    /// or reports the step that failed (the child is reaped then).
+    pub fn wait_exec(self) -> Result<Pid, ForkExecError> {
+        read_report(self.report, self.pid)
+    }
+}
+
 /// Fork; the child runs [`child_steps`] (ending with `hardening`) and
-/// `execve`s the plan's program. Returns the child's pid once `execve` has
-/// succeeded (a close-on-exec pipe tells), or the step that failed in the
-/// child. `hardening` must have been prepared with [`ExecPlan::child_fds`]
-/// as the fds to keep, and its reserved fd must not be a target.
-pub fn fork_exec(mut plan: ExecPlan, hardening: &PreExec) -> Result<Pid, ForkExecError> {
+/// `execve`s the plan's program. Returns at once with the child's pid and
+/// the report pipe: [`Forked::wait_exec`] returns once `execve` has
+/// succeeded (the close-on-exec pipe tells), or the step that failed in
+/// the child, so the parent can do its own work (the broker confines
+/// itself) meanwhile. `hardening` must have been prepared with
+/// [`ExecPlan::child_fds`] as the fds to keep, and its reserved fd must
+/// not be a target.
+pub fn fork_child(mut plan: ExecPlan, hardening: &PreExec) -> Result<Forked, ForkExecError> {
     let report_raw = plan.report_w.as_raw_fd();
 
     let pid = if hardening.new_pid_namespace() {
@@ -390,7 +411,10 @@ pub fn fork_exec(mut plan: ExecPlan, hardening: &PreExec) -> Result<Pid, ForkExe
     } = plan;
     drop(report_w);
     let child = Pid::from_raw(pid).ok_or_else(|| parent_err("fork")(io::Error::other("pid 0")))?;
-    read_report(report_r, child)
+    Ok(Forked {
+        pid: child,
+        report: report_r,
+    })
 }
 
 /// `fork`, but the child is pid 1 of a new pid namespace. `clone3` rather
