@@ -203,21 +203,32 @@ pub fn find_listener(path: &std::path::Path) -> Option<OwnedFd> {
 /// are closed.
 pub fn claim_all(
     cfg: &MachineConfig,
-    mut activated: ActivatedFds,
+    activated: ActivatedFds,
 ) -> Result<InheritedFds, InheritedError> {
-    let mut out = InheritedFds::default();
+    Ok(InheritedFds {
+        hook: claim_hook(cfg)?,
+        add_fds: claim_add_fds(cfg)?,
+        chardev_fds: claim_chardev_fds(cfg, activated)?,
+    })
+}
 
-    if let Some(InheritedFd(n)) = cfg.hook_fd {
-        let fd = claim(n).map_err(|source| InheritedError::Hook { fd: n, source })?;
-        if !is_socket(&fd).unwrap_or(false) {
-            return Err(InheritedError::HookNotSocket(n));
-        }
-        out.hook = Some(fd);
+/// `-open-hook-fd N`: must be a socket.
+fn claim_hook(cfg: &MachineConfig) -> Result<Option<OwnedFd>, InheritedError> {
+    let Some(InheritedFd(n)) = cfg.hook_fd else {
+        return Ok(None);
+    };
+    let fd = claim(n).map_err(|source| InheritedError::Hook { fd: n, source })?;
+    if !is_socket(&fd).unwrap_or(false) {
+        return Err(InheritedError::HookNotSocket(n));
     }
+    Ok(Some(fd))
+}
 
-    // -add-fd: claim each number once, give every entry its own
-    // close-on-exec dup, then close the original (QEMU's parse_add_fd and
-    // cleanup_add_fd).
+/// `-add-fd`: claim each number once, give every entry its own
+/// close-on-exec dup, then close the original (QEMU's parse_add_fd and
+/// cleanup_add_fd).
+fn claim_add_fds(cfg: &MachineConfig) -> Result<Vec<ClaimedAddFd>, InheritedError> {
+    let mut add_fds = Vec::new();
     let mut originals: Vec<(i32, OwnedFd)> = Vec::new();
     for a in &cfg.add_fds {
         let n = a.fd.0;
@@ -236,14 +247,23 @@ pub fn claim_all(
                 fd: n,
                 source: e.into(),
             })?;
-        out.add_fds.push(ClaimedAddFd {
+        add_fds.push(ClaimedAddFd {
             set: a.set,
             opaque: a.opaque.clone(),
             fd: dup,
         });
     }
     drop(originals);
+    Ok(add_fds)
+}
 
+/// Socket chardevs with `fd=N`, an activated listener, or an inherited
+/// listener bound to their `path=` (server mode).
+fn claim_chardev_fds(
+    cfg: &MachineConfig,
+    mut activated: ActivatedFds,
+) -> Result<Vec<(String, OwnedFd)>, InheritedError> {
+    let mut chardev_fds = Vec::new();
     for c in &cfg.chardevs {
         let ChardevBackend::Socket(s) = &c.backend else {
             continue;
@@ -257,7 +277,7 @@ pub fn claim_all(
                 // if any (the caller binds directly only without sandbox).
                 if s.server {
                     if let Some(fd) = find_listener(path) {
-                        out.chardev_fds.push((c.id.clone(), fd));
+                        chardev_fds.push((c.id.clone(), fd));
                     }
                 }
                 continue;
@@ -278,9 +298,9 @@ pub fn claim_all(
                 fd: n,
             });
         }
-        out.chardev_fds.push((c.id.clone(), fd));
+        chardev_fds.push((c.id.clone(), fd));
     }
-    Ok(out)
+    Ok(chardev_fds)
 }
 
 #[cfg(test)]
