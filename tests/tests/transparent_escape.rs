@@ -91,6 +91,9 @@ struct Opts {
     fd7: Option<PathBuf>,
     /// The probe's stdin.
     stdin: Option<PathBuf>,
+    /// Confined with `[sandbox] mode = "off"`: the filter and the broker
+    /// alone, no Landlock behind them.
+    sandbox_off: bool,
 }
 
 impl Fx {
@@ -167,7 +170,15 @@ impl Fx {
     fn spawn(&self, confined: bool, args: &[&str], o: &Opts, audit: &Path) -> Outcome {
         let mut cmd = if confined {
             let pass: &[i32] = if o.fd7.is_some() { &[7] } else { &[] };
-            tp::command(&self.policy, Some(audit), pass, &self.probe, args)
+            let policy = if o.sandbox_off {
+                let off = self.s.join("policy-off.toml");
+                let text = fs::read_to_string(&self.policy).unwrap();
+                fs::write(&off, format!("{text}\n[sandbox]\nmode = \"off\"\n")).unwrap();
+                off
+            } else {
+                self.policy.clone()
+            };
+            tp::command(&policy, Some(audit), pass, &self.probe, args)
         } else {
             let mut c = Command::new(&self.probe);
             c.args(args);
@@ -596,6 +607,22 @@ fn path_rewritten_while_in_flight() {
     let bare = race_counts(&bare);
     let conf = race_counts(&conf);
     eprintln!("race: unconfined {bare:?}, confined {conf:?}");
+    // Landlock alone would refuse every open the kernel itself made (a
+    // broker answering CONTINUE): with the sandbox off the broker's own
+    // read-decide-open-inject is what is tested.
+    let off = Opts {
+        sandbox_off: true,
+        ..Opts::default()
+    };
+    let (c, _) = f.confined(&args, &off);
+    let conf_off = race_counts(&c);
+    eprintln!("race, sandbox off: confined {conf_off:?}");
+    let bad: Vec<_> = conf_off.iter().filter(|(i, _)| *i != inside).collect();
+    assert!(bad.is_empty(), "ESCAPED (sandbox off): {bad:?}");
+    assert!(
+        conf_off.iter().any(|(i, n)| *i == inside && *n > 0),
+        "sandbox off, the allowed file was never opened: {conf_off:?}"
+    );
     assert!(
         bare.iter().any(|(i, n)| *i == outside && *n > 0),
         "unconfined, the flipping path never reached the outside file: {bare:?}"
