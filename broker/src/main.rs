@@ -23,11 +23,67 @@ use openhook_broker::ambient::{self, Ambient};
 use openhook_broker::cli::{Cli, Command};
 use openhook_broker::judge::Judge;
 use openhook_broker::launch::{self, Channel, LaunchSpec};
-use openhook_broker::{activation, argfile, explain, inherited, learn, notify, policy, serve};
+use openhook_broker::{
+    activation, argfile, explain, inherited, judge, learn, notify, policy, serve,
+};
 
 fn fail(code: u8, message: impl std::fmt::Display) -> ExitCode {
     eprintln!("openhook-broker: {message}");
     ExitCode::from(code)
+}
+
+/// Why the broker could not start its program (or `learn` could not
+/// finish). Printed as one line; [`StartError::exit_code`] is the one
+/// mapping to an exit status (the `check` queries keep their own).
+#[derive(Debug, thiserror::Error)]
+enum StartError {
+    /// `@/FILE` among the arguments could not be expanded.
+    #[error("{0}")]
+    Args(String),
+    #[error("one of --policy FILE or --policy-fd N is required")]
+    NoPolicySource,
+    #[error("no program given")]
+    NoProgram,
+    #[error(transparent)]
+    Policy(#[from] policy::PolicyError),
+    /// `--policy-fd`, `--pass-fd` or a `LISTEN_FDS` number.
+    #[error(transparent)]
+    Inherited(#[from] inherited::InheritedError),
+    #[error(transparent)]
+    Activation(#[from] activation::ActivationError),
+    #[error(transparent)]
+    Ambient(#[from] ambient::AmbientError),
+    #[error(transparent)]
+    Roots(#[from] judge::RootsMismatch),
+    #[error(transparent)]
+    Learn(#[from] learn::LearnError),
+    #[error(transparent)]
+    Launch(#[from] launch::LaunchError),
+    /// `--print-derived-policy`: the program could not be run.
+    #[error("{program}: {source}")]
+    Exec {
+        program: String,
+        source: std::io::Error,
+    },
+}
+
+impl StartError {
+    /// 125 when the broker cannot start the program, 126 when it is not
+    /// executable, 127 when it is not found, 2 for a usage error.
+    fn exit_code(&self) -> u8 {
+        match self {
+            StartError::NoPolicySource => 2,
+            StartError::Launch(e) => e.exit_code(),
+            StartError::Exec { source, .. } if source.kind() == std::io::ErrorKind::NotFound => 127,
+            StartError::Exec { .. } => 126,
+            _ => 125,
+        }
+    }
+}
+
+/// The exit status of a run, or of its start-up failure (printed).
+fn status(result: Result<ExitCode, StartError>) -> ExitCode {
+    result.unwrap_or_else(|e| fail(e.exit_code(), e))
 }
 
 fn check(path: Option<&std::path::Path>, sandbox: bool) -> ExitCode {
@@ -92,38 +148,33 @@ enum PolicySource<'a> {
     Fd(i32),
 }
 
-fn load_policy(source: &PolicySource<'_>) -> Result<policy::Policy, String> {
+fn load_policy(source: &PolicySource<'_>) -> Result<policy::Policy, StartError> {
     match *source {
-        PolicySource::File(p) => ambient::load_policy(p).map_err(|e| e.to_string()),
+        PolicySource::File(p) => Ok(ambient::load_policy(p)?),
         PolicySource::Fd(fd) => {
-            let text =
-                inherited::read_policy(fd, ambient::MAX_POLICY_BYTES).map_err(|e| e.to_string())?;
-            policy::parse(&text, &format!("policy-fd:{fd}")).map_err(|e| e.to_string())
+            let text = inherited::read_policy(fd, ambient::MAX_POLICY_BYTES)?;
+            Ok(policy::parse(&text, &format!("policy-fd:{fd}"))?)
         }
     }
 }
 
 /// `PROGRAM --print-derived-policy ARGS`, its output and status relayed.
-fn print_derived_policy(program: &[OsString]) -> ExitCode {
+fn print_derived_policy(program: &[OsString]) -> Result<ExitCode, StartError> {
     let Some((program, args)) = program.split_first() else {
-        return fail(125, "no program given");
+        return Err(StartError::NoProgram);
     };
-    match std::process::Command::new(program)
+    let st = std::process::Command::new(program)
         .arg("--print-derived-policy")
         .args(args)
         .stdin(std::process::Stdio::null())
         .status()
-    {
-        Ok(st) => ExitCode::from(st.code().and_then(|c| u8::try_from(c).ok()).unwrap_or(125)),
-        Err(e) => fail(
-            if e.kind() == std::io::ErrorKind::NotFound {
-                127
-            } else {
-                126
-            },
-            format!("{}: {e}", program.to_string_lossy()),
-        ),
-    }
+        .map_err(|source| StartError::Exec {
+            program: program.to_string_lossy().into_owned(),
+            source,
+        })?;
+    Ok(ExitCode::from(
+        st.code().and_then(|c| u8::try_from(c).ok()).unwrap_or(125),
+    ))
 }
 
 /// Inherited fds to hand on at their numbers: `--pass-fd`s and, when the
@@ -161,15 +212,9 @@ fn run(
     pass: &[i32],
     program: &[OsString],
     mode: Mode,
-) -> ExitCode {
-    let policy = match load_policy(source) {
-        Ok(p) => p,
-        Err(e) => return fail(125, e),
-    };
-    let audit = match audit_path.map(ambient::open_audit_log).transpose() {
-        Ok(a) => a,
-        Err(e) => return fail(125, e),
-    };
+) -> Result<ExitCode, StartError> {
+    let policy = load_policy(source)?;
+    let audit = audit_path.map(ambient::open_audit_log).transpose()?;
     launch_under(
         &policy,
         audit.as_ref(),
@@ -188,31 +233,19 @@ fn launch_under(
     program: &[OsString],
     mode: Mode,
     die_with_broker: bool,
-) -> ExitCode {
+) -> Result<ExitCode, StartError> {
     let Some((program, args)) = program.split_first() else {
-        return fail(125, "no program given");
+        return Err(StartError::NoProgram);
     };
-    let activation = match activation::parse(
+    let activation = activation::parse(
         std::env::var("LISTEN_PID").ok().as_deref(),
         std::env::var("LISTEN_FDS").ok().as_deref(),
         std::env::var_os("LISTEN_FDNAMES"),
         std::process::id(),
-    ) {
-        Ok(a) => a,
-        Err(e) => return fail(125, e),
-    };
-    let passed = match claim_passed(pass, activation.as_ref()) {
-        Ok(p) => p,
-        Err(e) => return fail(125, e),
-    };
-    let ambient = match Ambient::open(policy) {
-        Ok(a) => a,
-        Err(e) => return fail(125, e),
-    };
-    let judge = match Judge::new(policy, &ambient, audit) {
-        Ok(j) => j,
-        Err(e) => return fail(125, e),
-    };
+    )?;
+    let passed = claim_passed(pass, activation.as_ref())?;
+    let ambient = Ambient::open(policy)?;
+    let judge = Judge::new(policy, &ambient, audit)?;
     let declared = ambient
         .listeners
         .iter()
@@ -258,10 +291,7 @@ fn launch_under(
         }
         Channel::Listener(listener) => notify::serve(&listener, &judge, stop),
     });
-    match served {
-        Ok(exit) => ExitCode::from(exit.code()),
-        Err(e) => fail(e.exit_code(), e),
-    }
+    Ok(ExitCode::from(served?.code()))
 }
 
 /// `learn`: the program runs transparently under a policy that allows
@@ -272,36 +302,26 @@ fn learn_run(
     audit_path: Option<&std::path::Path>,
     pass: &[i32],
     program: &[OsString],
-) -> ExitCode {
-    let policy = match policy::parse(learn::PERMISSIVE_POLICY, "learn (allow everything)") {
-        Ok(p) => p,
-        Err(e) => return fail(125, e),
-    };
-    let scratch = match learn::Recording::new(audit_path) {
-        Ok(r) => r,
-        Err(e) => return fail(125, e),
-    };
-    let mut out = match ambient::open_output(output) {
-        Ok(f) => f,
-        Err(e) => return fail(125, e),
-    };
-    let status = launch_under(
+) -> Result<ExitCode, StartError> {
+    let policy = policy::parse(learn::PERMISSIVE_POLICY, "learn (allow everything)")?;
+    let scratch = learn::Recording::new(audit_path)?;
+    let mut out = ambient::open_output(output)?;
+    // The policy is written from what was recorded even when the run failed.
+    let run = status(launch_under(
         &policy,
         Some(scratch.log()),
         pass,
         program,
         Mode::Transparent,
         false,
+    ));
+    let n = scratch.write_policy(&mut out, program)?;
+    eprintln!(
+        "openhook-broker: learn: wrote {} ({n} rules); review it, then run with --policy {} --transparent",
+        output.display(),
+        output.display()
     );
-    match scratch.write_policy(&mut out, program) {
-        Ok(n) => eprintln!(
-            "openhook-broker: learn: wrote {} ({n} rules); review it, then run with --policy {} --transparent",
-            output.display(),
-            output.display()
-        ),
-        Err(e) => return fail(125, e),
-    }
-    status
+    Ok(run)
 }
 
 fn main() -> ExitCode {
@@ -317,7 +337,7 @@ fn main() -> ExitCode {
         ambient::read_args_file(p)
     }) {
         Ok(argv) => Cli::parse_from(argv),
-        Err(e) => return fail(125, e),
+        Err(e) => return status(Err(StartError::Args(e))),
     };
     match cli.command {
         Some(Command::Check {
@@ -352,26 +372,26 @@ fn main() -> ExitCode {
             audit_log,
             pass_fd,
             program,
-        }) => learn_run(&output, audit_log.as_deref(), &pass_fd, &program),
-        None if cli.print_derived_policy => print_derived_policy(&cli.program),
+        }) => status(learn_run(&output, audit_log.as_deref(), &pass_fd, &program)),
+        None if cli.print_derived_policy => status(print_derived_policy(&cli.program)),
         None => {
             let source = match (&cli.policy, cli.policy_fd) {
                 (Some(p), None) => PolicySource::File(p),
                 (None, Some(fd)) => PolicySource::Fd(fd),
-                _ => return fail(2, "one of --policy FILE or --policy-fd N is required"),
+                _ => return status(Err(StartError::NoPolicySource)),
             };
             let mode = if cli.transparent {
                 Mode::Transparent
             } else {
                 Mode::Hook
             };
-            run(
+            status(run(
                 &source,
                 cli.audit_log.as_deref(),
                 &cli.pass_fd,
                 &cli.program,
                 mode,
-            )
+            ))
         }
     }
 }
