@@ -94,6 +94,8 @@ struct Opts {
     /// Confined with `[sandbox] mode = "off"`: the filter and the broker
     /// alone, no Landlock behind them.
     sandbox_off: bool,
+    /// Rules added to the policy for this run.
+    extra_rules: Option<String>,
 }
 
 impl Fx {
@@ -170,11 +172,17 @@ impl Fx {
     fn spawn(&self, confined: bool, args: &[&str], o: &Opts, audit: &Path) -> Outcome {
         let mut cmd = if confined {
             let pass: &[i32] = if o.fd7.is_some() { &[7] } else { &[] };
-            let policy = if o.sandbox_off {
-                let off = self.s.join("policy-off.toml");
-                let text = fs::read_to_string(&self.policy).unwrap();
-                fs::write(&off, format!("{text}\n[sandbox]\nmode = \"off\"\n")).unwrap();
-                off
+            let policy = if o.sandbox_off || o.extra_rules.is_some() {
+                let variant = self.s.join("policy-variant.toml");
+                let mut text = fs::read_to_string(&self.policy).unwrap();
+                if let Some(extra) = &o.extra_rules {
+                    text.push_str(extra);
+                }
+                if o.sandbox_off {
+                    text.push_str("\n[sandbox]\nmode = \"off\"\n");
+                }
+                fs::write(&variant, text).unwrap();
+                variant
             } else {
                 self.policy.clone()
             };
@@ -493,6 +501,45 @@ fn proc_magic_links_do_not_lead_out() {
         );
         assert_audited(&audit, "allow", "openat", path);
     }
+}
+
+#[test]
+fn a_proc_self_subtree_rule_grants_no_magic_links() {
+    let f = Fx::new();
+    let secret = id(&f.p("outside/secret"));
+    // A rule a user might write to let a program read its own /proc.
+    let o = Opts {
+        extra_rules: Some(
+            "\n[[allow]]\npath = \"/proc/self/\"\naccess = \"r\"\ntypes = [\"file\", \"dir\"]\n"
+                .into(),
+        ),
+        ..Opts::default()
+    };
+    let out = f.ps("outside/secret");
+    for path in [
+        format!("/proc/self/root{out}"),
+        format!("/proc/thread-self/root{out}"),
+        format!("/proc/self/task/../../self/root{out}"),
+        "/proc/self/fd/0".to_string(),
+        "/proc/self/cwd/../outside/secret".to_string(),
+    ] {
+        let o = Opts {
+            stdin: Some(f.p("outside/secret")),
+            cwd: Some(f.p("allowed")),
+            ..o.clone()
+        };
+        f.escape(&["open", &path], &o, secret, None);
+    }
+    // The parent's (the broker's) entries through `..` out of /proc/self.
+    f.refused(&["self_ppid", "/environ"], &o);
+    f.escape(&["self_ppid", &format!("/root{out}")], &o, secret, None);
+    // What the rule is for still works: the program's own status.
+    let (c, _) = f.confined(&["readpid", "/proc/self/status"], &o);
+    let Outcome::Ok(rest) = &c else {
+        panic!("/proc/self/status under a /proc/self/ rule: {c:?}")
+    };
+    let w: Vec<&str> = rest.split_whitespace().collect();
+    assert_eq!(w[1], w[3], "{rest}");
 }
 
 #[test]

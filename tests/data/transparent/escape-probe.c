@@ -593,6 +593,10 @@ int main(int argc, char **argv) {
         snprintf(buf, sizeof buf, "/proc/%d%s", (int)getppid(), ARG(2));
         return report_fd(syscall(SYS_openat, AT_FDCWD, buf, O_RDONLY));
     }
+    if (!strcmp(a, "self_ppid")) { // self_ppid SUFFIX: /proc/self/../<parent pid>SUFFIX
+        snprintf(buf, sizeof buf, "/proc/self/../%d%s", (int)getppid(), ARG(2));
+        return report_fd(syscall(SYS_openat, AT_FDCWD, buf, O_RDONLY));
+    }
     if (!strcmp(a, "ppid_fds")) { // every /proc/<parent>/fd/N, N < 64: the ones that open
         int got = 0;
         for (int n = 0; n < 64; n++) {
