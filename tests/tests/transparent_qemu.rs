@@ -15,6 +15,7 @@
 //!   `-drive file=/dev/fdset/2`;
 //! - QEMU binding its own `-qmp unix:` socket: learned, then bound by the
 //!   broker under that rule; without the rule QEMU's own error and a deny;
+//! - QEMU's own `-sandbox on,...` filter (libvirt's default) stacked on ours;
 //! - `learn` on a small dynamic C program, then enforce.
 //!
 //! QEMU starts paused (`-S`, QMP on stdio) so the test can look at the
@@ -988,4 +989,57 @@ fn qemu_binds_its_own_qmp_socket_under_a_learned_rule() {
             .any(|l| field(l, "decision") == "deny" && field(l, "path") == sock_s),
         "no deny line for the refused bind"
     );
+}
+
+#[test]
+fn qemu_own_seccomp_sandbox_stacks_under_transparent_mode() {
+    let Some(fx) = Fx::new("qemu_own_seccomp_sandbox_stacks_under_transparent_mode") else {
+        return;
+    };
+    // libvirt's default for QEMU: its own seccomp filter, loaded with
+    // TSYNC on top of ours (a filter without a listener may stack).
+    let mut args = fx.args(&fx.disk);
+    args.extend(
+        [
+            "-sandbox",
+            "on,obsolete=deny,elevateprivileges=deny,spawn=deny,resourcecontrol=deny",
+        ]
+        .map(OsString::from),
+    );
+    fx.reset();
+    let mut c = Command::new(&fx.qemu);
+    c.args(&args).current_dir(&fx.s);
+    let bare = with_serial(run_paused(c, None, |_| {}), &fx.serial);
+    assert_eq!(
+        bare.code(),
+        Some(fw::EXIT_PASS),
+        "bare: {}",
+        bare.describe()
+    );
+    let bare_disk = std::fs::read(&fx.disk).unwrap();
+
+    fx.reset();
+    let policy = fx.s.join("sandboxed.toml");
+    let mut l = tp::learn_command(&policy, None, &fx.qemu, &args);
+    l.current_dir(&fx.s);
+    let learn = run_paused(l, Some(&fx.qemu), |_| {});
+    assert_eq!(
+        learn.code(),
+        Some(fw::EXIT_PASS),
+        "learn: {}",
+        learn.describe()
+    );
+
+    fx.reset();
+    let mut e = tp::command(&policy, None, &[], &fx.qemu, &args);
+    e.current_dir(&fx.s);
+    let conf = with_serial(
+        run_paused(e, Some(&fx.qemu), |pid| {
+            assert_confined_status(pid);
+        }),
+        &fx.serial,
+    );
+    assert_eq!(conf.code(), bare.code(), "{}", conf.describe());
+    assert_eq!(conf.serial, bare.serial);
+    assert!(std::fs::read(&fx.disk).unwrap() == bare_disk, "disk bytes");
 }
