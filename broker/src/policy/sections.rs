@@ -126,36 +126,8 @@ fn scan(text: &str) -> Option<Scan> {
             }
             TokenKind::LeftSquareBracket => {
                 let start = first.span().start();
-                let mut next = tokens.next()?;
-                let array = next.kind() == TokenKind::LeftSquareBracket;
+                let (array, name) = header(&first, &mut tokens, raw)?;
                 if array {
-                    if next.span().start() != first.span().end() {
-                        return None;
-                    }
-                    next = tokens.next()?;
-                }
-                if next.kind() == TokenKind::Whitespace {
-                    next = tokens.next()?;
-                }
-                // Unquoted, undotted names only.
-                if next.kind() != TokenKind::Atom {
-                    return None;
-                }
-                let name = raw(&next)?;
-                let mut close = tokens.next()?;
-                if close.kind() == TokenKind::Whitespace {
-                    close = tokens.next()?;
-                }
-                if close.kind() != TokenKind::RightSquareBracket {
-                    return None;
-                }
-                if array {
-                    let second = tokens.next()?;
-                    if second.kind() != TokenKind::RightSquareBracket
-                        || second.span().start() != close.span().end()
-                    {
-                        return None;
-                    }
                     if !ARRAY_TABLES.contains(&name) {
                         return None;
                     }
@@ -187,6 +159,47 @@ fn scan(text: &str) -> Option<Scan> {
             _ => return None,
         }
     }
+}
+
+/// The rest of a table header after its first `[`: whether it is an
+/// array-table header (`[[`, with no space between the brackets) and its
+/// name (unquoted, undotted names only), or `None` for anything else.
+fn header<'t>(
+    first: &Token,
+    tokens: &mut impl Iterator<Item = Token>,
+    raw: impl Fn(&Token) -> Option<&'t str>,
+) -> Option<(bool, &'t str)> {
+    let mut next = tokens.next()?;
+    let array = next.kind() == TokenKind::LeftSquareBracket;
+    if array {
+        if next.span().start() != first.span().end() {
+            return None;
+        }
+        next = tokens.next()?;
+    }
+    if next.kind() == TokenKind::Whitespace {
+        next = tokens.next()?;
+    }
+    if next.kind() != TokenKind::Atom {
+        return None;
+    }
+    let name = raw(&next)?;
+    let mut close = tokens.next()?;
+    if close.kind() == TokenKind::Whitespace {
+        close = tokens.next()?;
+    }
+    if close.kind() != TokenKind::RightSquareBracket {
+        return None;
+    }
+    if array {
+        let second = tokens.next()?;
+        if second.kind() != TokenKind::RightSquareBracket
+            || second.span().start() != close.span().end()
+        {
+            return None;
+        }
+    }
+    Some((array, name))
 }
 
 /// Consumes the rest of a header or comment line: whitespace, at most one
