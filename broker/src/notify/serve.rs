@@ -18,11 +18,14 @@ use crate::judge::{Judge, Request};
 use crate::policy::flags::{O_CLOEXEC, O_CREAT, O_RDONLY, O_RDWR};
 use crate::resolve::Target;
 
-/// Threads blocked in `SECCOMP_IOCTL_NOTIF_RECV`: the kernel hands each
-/// notification to one of them (no thundering herd), so a slow request (a
-/// blocking `connect`, a page fault in the target's memory) does not stall
-/// the rest.
-const THREADS: usize = 2;
+/// Threads blocked in `SECCOMP_IOCTL_NOTIF_RECV`. One: every answer is
+/// non-blocking (opens are `O_NONBLOCK` until the type check, a `connect`
+/// runs on a thread of its own), and measured per open one serving thread
+/// is ~15% faster than two (the same thread is woken every time instead of
+/// the kernel alternating between two; docs/performance.md). A program
+/// that stalls the one thread (a page fault it never resolves in the path
+/// it passed) stalls only its own path calls.
+const THREADS: usize = 1;
 
 /// Connects in flight on their own threads, and their limit.
 static CONNECTS: AtomicUsize = AtomicUsize::new(0);
