@@ -199,6 +199,10 @@ pub fn policy_text(
     // A policy names paths as TOML strings, which are UTF-8: other paths
     // cannot get a rule, and are listed instead of silently left out.
     let mut not_utf8: Vec<String> = Vec::new();
+    // A policy path ending in `/` names everything beneath it: `/` itself
+    // (which programs stat, Python's start-up for one) can have no exact
+    // rule, and a rule for it would open every directory of the host.
+    let mut not_exact: Vec<String> = Vec::new();
     for (path, u) in uses {
         let Ok(p) = std::str::from_utf8(path) else {
             not_utf8.push(crate::audit::escape_path(path));
@@ -206,6 +210,10 @@ pub fn policy_text(
         };
         let f = found.get(path).copied().unwrap_or_default();
         if f.ftype.is_none() && !f.symlink && !u.create {
+            continue;
+        }
+        if p.ends_with('/') {
+            not_exact.push(p.to_string());
             continue;
         }
         let read_only = !u.write && !u.create;
@@ -263,6 +271,17 @@ pub fn policy_text(
         }
         if f.symlink {
             let _ = writeln!(out, "follow_symlinks = true");
+        }
+        out.push('\n');
+    }
+    if !not_exact.is_empty() {
+        let _ = writeln!(
+            out,
+            "# NOT COVERED: a rule for these would cover everything beneath them\n\
+             # (a path ending in / is a subtree); under this policy they fail as absent:"
+        );
+        for p in &not_exact {
+            let _ = writeln!(out, "#   {}", comment_safe(p));
         }
         out.push('\n');
     }
@@ -386,6 +405,29 @@ mod tests {
             ftype: Some(ftype),
             symlink: false,
         }
+    }
+
+    #[test]
+    fn the_root_directory_gets_no_rule() {
+        // Python's start-up stats `/`: an "exact" rule for it would be the
+        // subtree rule for the whole host.
+        let records = vec![
+            rec("/", O_RDONLY, "newfstatat", Decision::Allow),
+            rec("/tmp/t/data", O_RDONLY, "openat", Decision::Allow),
+        ];
+        let u = uses(&records);
+        let mut f = BTreeMap::new();
+        f.insert(b"/".to_vec(), found(FileType::Dir));
+        f.insert(b"/tmp/t/data".to_vec(), found(FileType::File));
+        let (text, n) = policy_text(&u, &f, &[OsString::from("prog")]);
+        let p = crate::policy::parse(&text, "learned").expect("the learned policy parses");
+        assert_eq!(n, 1, "{text}");
+        assert_eq!(p.rules.len(), 1);
+        assert!(p
+            .rules
+            .iter()
+            .all(|r| r.path != "/" && r.path != "/tmp/t/data/"));
+        assert!(text.contains("# NOT COVERED: a rule for these") && text.contains("#   /\n"));
     }
 
     #[test]

@@ -16,7 +16,8 @@
 //! - QEMU binding its own `-qmp unix:` socket: learned, then bound by the
 //!   broker under that rule; without the rule QEMU's own error and a deny;
 //! - QEMU's own `-sandbox on,...` filter (libvirt's default) stacked on ours;
-//! - `learn` on a small dynamic C program, then enforce.
+//! - `learn` on a small dynamic C program, then enforce; the same for
+//!   Python (hundreds of start-up probes, and a stat of `/`).
 //!
 //! QEMU starts paused (`-S`, QMP on stdio) so the test can look at the
 //! running process; `cont` runs the firmware to its isa-debug-exit.
@@ -1042,4 +1043,75 @@ fn qemu_own_seccomp_sandbox_stacks_under_transparent_mode() {
     assert_eq!(conf.code(), bare.code(), "{}", conf.describe());
     assert_eq!(conf.serial, bare.serial);
     assert!(std::fs::read(&fx.disk).unwrap() == bare_disk, "disk bytes");
+}
+
+#[test]
+fn learn_then_enforce_python() {
+    // A real interpreter: hundreds of stats, probes and opens at start-up
+    // (and a stat of `/`, which must not become a rule for the whole host).
+    let dir = tempfile::tempdir().unwrap();
+    let s = dir.path();
+    let Ok(o) = Command::new("python3")
+        .args([
+            "-c",
+            "import os, sys; print(os.path.realpath(sys.executable))",
+        ])
+        .output()
+    else {
+        panic!("python3 not found (scripts/setup-deps.sh installs it)");
+    };
+    let python = PathBuf::from(String::from_utf8(o.stdout).unwrap().trim());
+    std::fs::create_dir(s.join("data")).unwrap();
+    for n in ["a.txt", "b.txt"] {
+        std::fs::write(s.join("data").join(n), n).unwrap();
+    }
+    let script = format!(
+        "import json, os; d = {:?}; print(json.dumps([(n, open(os.path.join(d, n)).read()) for n in sorted(os.listdir(d))]))",
+        s.join("data").display().to_string()
+    );
+    let run = |c: &mut Command| -> (ExitStatus, String, String) {
+        let o = c.stdin(Stdio::null()).current_dir(s).output().unwrap();
+        (
+            o.status,
+            String::from_utf8_lossy(&o.stdout).into_owned(),
+            String::from_utf8_lossy(&o.stderr).into_owned(),
+        )
+    };
+    let (st, bare, err) = run(Command::new(&python).args(["-c", &script]));
+    assert!(st.success(), "bare python: {err}");
+    assert!(bare.contains("[\"a.txt\", \"a.txt\"]"), "{bare}");
+
+    let policy = s.join("python.toml");
+    let (st, out, err) = run(&mut tp::learn_command(
+        &policy,
+        None,
+        &python,
+        ["-c", &script],
+    ));
+    assert!(st.success(), "learn: {err}");
+    assert_eq!(out, bare);
+    let text = std::fs::read_to_string(&policy).unwrap();
+    check_learned(&text, s);
+
+    let (st, out, err) = run(&mut tp::command(
+        &policy,
+        None,
+        &[],
+        &python,
+        ["-c", &script],
+    ));
+    assert!(st.success(), "enforced: {err}");
+    assert_eq!(out, bare, "enforced output");
+    // The learned policy lists only what was listed: not the host's /etc.
+    let probe = "import os; print(len(os.listdir('/etc')))";
+    let (st, out, _) = run(Command::new(&python).args(["-c", probe]));
+    assert!(
+        st.success() && out.trim() != "0",
+        "bare listdir /etc: {out}"
+    );
+    let (st, out, err) = run(&mut tp::command(&policy, None, &[], &python, ["-c", probe]));
+    assert!(
+        !st.success() && err.contains("Error"),
+        "listing /etc under the learned policy: {st:?} {out} {err}"
+    );
 }
