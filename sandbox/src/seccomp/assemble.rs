@@ -196,25 +196,7 @@ pub fn rules_for(
         }
         libc::SYS_socket | libc::SYS_socketpair => one(0, Len::Dword, Op::Eq, af_unix),
         libc::SYS_clone => {
-            let required = clone_flag(libc::CLONE_VM)
-                | clone_flag(libc::CLONE_FS)
-                | clone_flag(libc::CLONE_FILES)
-                | clone_flag(libc::CLONE_SIGHAND)
-                | clone_flag(libc::CLONE_THREAD);
-            let forbidden = [
-                libc::CLONE_NEWNS,
-                libc::CLONE_NEWUSER,
-                libc::CLONE_NEWPID,
-                libc::CLONE_NEWNET,
-                libc::CLONE_NEWIPC,
-                libc::CLONE_NEWUTS,
-                libc::CLONE_NEWCGROUP,
-                libc::CLONE_PARENT,
-                libc::CLONE_PTRACE,
-                libc::CLONE_UNTRACED,
-            ]
-            .into_iter()
-            .fold(0, |acc, f| acc | clone_flag(f));
+            let (required, forbidden) = thread_clone_flags();
             one(0, Len::Qword, Op::MaskedEq(required | forbidden), required)
         }
         libc::SYS_mmap | libc::SYS_mprotect => one(2, Len::Dword, Op::MaskedEq(prot_exec), 0),
@@ -246,6 +228,31 @@ pub fn rules_for(
         ])?]),
         _ => Ok(Vec::new()),
     }
+}
+
+/// `clone` may only make threads: the flags a thread needs, and those no
+/// thread of ours uses (new namespaces, another parent, tracing).
+fn thread_clone_flags() -> (u64, u64) {
+    let required = clone_flag(libc::CLONE_VM)
+        | clone_flag(libc::CLONE_FS)
+        | clone_flag(libc::CLONE_FILES)
+        | clone_flag(libc::CLONE_SIGHAND)
+        | clone_flag(libc::CLONE_THREAD);
+    let forbidden = [
+        libc::CLONE_NEWNS,
+        libc::CLONE_NEWUSER,
+        libc::CLONE_NEWPID,
+        libc::CLONE_NEWNET,
+        libc::CLONE_NEWIPC,
+        libc::CLONE_NEWUTS,
+        libc::CLONE_NEWCGROUP,
+        libc::CLONE_PARENT,
+        libc::CLONE_PTRACE,
+        libc::CLONE_UNTRACED,
+    ]
+    .into_iter()
+    .fold(0, |acc, f| acc | clone_flag(f));
+    (required, forbidden)
 }
 
 fn clone_flag(f: libc::c_int) -> u64 {
