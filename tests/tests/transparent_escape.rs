@@ -483,6 +483,8 @@ fn proc_magic_links_do_not_lead_out() {
     // pidfd_getfd on the parent (the broker holds rule roots and the
     // listener): the kernel or the filter must refuse.
     f.refused(&["pidfd_getfd", "2"], &none);
+    // Nor may it signal the broker (Landlock's signal scope).
+    f.refused(&["signal_parent"], &none);
     // /proc/self and /proc/thread-self name the target, never the broker.
     for (attempt, path) in [
         ("readpid", "/proc/self/status"),

@@ -597,6 +597,8 @@ int main(int argc, char **argv) {
         snprintf(buf, sizeof buf, "/proc/self/../%d%s", (int)getppid(), ARG(2));
         return report_fd(syscall(SYS_openat, AT_FDCWD, buf, O_RDONLY));
     }
+    if (!strcmp(a, "signal_parent")) // kill(parent, 0): may it signal the broker?
+        return report(syscall(SYS_kill, getppid(), 0));
     if (!strcmp(a, "ppid_fds")) { // every /proc/<parent>/fd/N, N < 64: the ones that open
         int got = 0;
         for (int n = 0; n < 64; n++) {
