@@ -116,9 +116,9 @@ fn run_with_reset(name: &str, extra: &[&str]) -> (String, Option<i32>) {
     (text, status.code())
 }
 
-fn check_interrupts_and_reset(name: &str, extra: &[&str]) {
+fn check_interrupts_and_reset(name: &str, extra: &[&str]) -> String {
     if !kvm_or_skip(name) {
-        return;
+        return String::new();
     }
     let (text, code) = run_with_reset(name, extra);
     for want in [
@@ -132,16 +132,41 @@ fn check_interrupts_and_reset(name: &str, extra: &[&str]) {
         assert!(text.contains(want), "{name}: no {want:?} in:\n{text}");
     }
     assert_eq!(code, Some(1), "{name}: exit status; serial:\n{text}");
+    text
 }
 
 #[test]
 fn split_irqchip_delivers_serial_and_virtio_interrupts_and_resets_the_ioapic() {
-    check_interrupts_and_reset("split", &["-accel", "kvm,kernel-irqchip=split"]);
+    let text = check_interrupts_and_reset("split", &["-accel", "kvm,kernel-irqchip=split"]);
+    assert!(
+        text.is_empty() || text.contains("irq: pit: absent\n"),
+        "{text}"
+    );
 }
 
 #[test]
 fn in_kernel_irqchip_delivers_serial_and_virtio_interrupts_and_resets() {
     check_interrupts_and_reset("on", &["-accel", "kvm,kernel-irqchip=on"]);
+}
+
+/// The in-kernel PIT (what a `-kernel` boot gets by default) interrupts
+/// through the in-kernel IOAPIC, with `kernel-irqchip=on` given and as
+/// chosen by `pit=on` alone; without a PIT the firmware says so.
+#[test]
+fn in_kernel_pit_interrupts_reach_the_guest() {
+    for (name, extra) in [
+        (
+            "pit-on",
+            &["-accel", "kvm,kernel-irqchip=on", "-M", "microvm,pit=on"][..],
+        ),
+        ("pit-auto", &["-M", "microvm,pit=on"][..]),
+    ] {
+        let text = check_interrupts_and_reset(name, extra);
+        assert!(
+            text.is_empty() || text.contains("irq: pit: interrupt taken\n"),
+            "{text}"
+        );
+    }
 }
 
 #[test]
@@ -175,7 +200,7 @@ fn pit_on_needs_the_in_kernel_irqchip() {
     if !kvm_or_skip("pit_on_needs_the_in_kernel_irqchip") {
         return;
     }
-    let dir = scratch("pit");
+    let dir = scratch("pit-refused");
     let m = machine(&dir.0);
     let run = fw::run_machine(
         command(

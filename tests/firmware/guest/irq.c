@@ -20,6 +20,7 @@
 #define IOAPIC_PINS  24u
 #define VEC_SERIAL   0x34u
 #define VEC_VIRTIO   0x35u
+#define VEC_PIT      0x36u
 #define SERIAL_PIN   4u
 #define RESET_MARK   0x00200000u
 #define RESET_MAGIC  0x52534554u /* "RSET" */
@@ -34,13 +35,14 @@ struct idt_gate {
 } __attribute__((packed));
 
 static struct idt_gate idt[256];
-static volatile uint32_t serial_irqs, virtio_irqs, stray_irqs;
+static volatile uint32_t serial_irqs, virtio_irqs, pit_irqs, stray_irqs;
 static uint32_t virtio_base;
 
 void irq_stub_fault(void);
 void irq_stub_stray(void);
 void irq_stub_serial(void);
 void irq_stub_virtio(void);
+void irq_stub_pit(void);
 
 /* 32 exception stubs, 8 bytes apart, each pushing its vector. */
 __asm__(".text\n"
@@ -50,6 +52,7 @@ __asm__(".text\n"
         ".globl irq_stub_stray\nirq_stub_stray:\n  pushal\n  cld\n  call irq_stray\n  jmp irq_return\n"
         ".globl irq_stub_serial\nirq_stub_serial:\n  pushal\n  cld\n  call irq_serial\n  jmp irq_return\n"
         ".globl irq_stub_virtio\nirq_stub_virtio:\n  pushal\n  cld\n  call irq_virtio\n  jmp irq_return\n"
+        ".globl irq_stub_pit\nirq_stub_pit:\n  pushal\n  cld\n  call irq_pit\n  jmp irq_return\n"
         /* iret without iret (same privilege, same CS): PVM hosts cannot
          * emulate iret for this guest (QEMU stops there too). EFLAGS back
          * (IF included), then EIP, dropping CS and EFLAGS. */
@@ -90,6 +93,12 @@ __attribute__((used)) void irq_virtio(void)
     lapic_eoi();
 }
 
+__attribute__((used)) void irq_pit(void)
+{
+    pit_irqs++;
+    lapic_eoi();
+}
+
 static void set_gate(unsigned v, void (*fn)(void))
 {
     uint32_t a = (uint32_t)fn;
@@ -110,6 +119,7 @@ static void load_idt(void)
         set_gate(v, v < 32 ? (void (*)(void))((uint32_t)irq_stub_fault + 8 * v) : irq_stub_stray);
     set_gate(VEC_SERIAL, irq_stub_serial);
     set_gate(VEC_VIRTIO, irq_stub_virtio);
+    set_gate(VEC_PIT, irq_stub_pit);
     __asm__ volatile("lidt %0" : : "m"(ptr));
 }
 
@@ -198,6 +208,31 @@ static int virtio_interrupt(void)
     return wait_for(&virtio_irqs, "virtio");
 }
 
+/* The i8254's channel 0 as a rate generator (~3.4 ms), its IRQ 0 routed
+ * to the local APIC (KVM's default routing puts GSI 0 on IOAPIC pin 0,
+ * QEMU's on pin 2: both are routed). Without a PIT the ports read 0xff. */
+static int pit_interrupt(void)
+{
+    outb(0x43, 0x34);
+    outb(0x40, 0x00);
+    outb(0x40, 0x10);
+    outb(0x43, 0x00); /* latch channel 0 */
+    uint8_t lo = inb(0x40), hi = inb(0x40);
+    if (lo == 0xff && hi == 0xff) {
+        fw_printf("irq: pit: absent\n");
+        return 0;
+    }
+    route(0, VEC_PIT);
+    route(2, VEC_PIT);
+    int r = wait_for(&pit_irqs, "pit");
+    outb(0x43, 0x30); /* one-shot, count 0: stop the rate generator */
+    outb(0x40, 0);
+    outb(0x40, 0);
+    ioapic_write(0x10, 1u << 16);
+    ioapic_write(0x14, 1u << 16);
+    return r;
+}
+
 __attribute__((noreturn)) void run_irq(void)
 {
     volatile uint32_t *mark = PHYS(volatile uint32_t, RESET_MARK);
@@ -215,6 +250,7 @@ __attribute__((noreturn)) void run_irq(void)
         mmio_write32(LAPIC_BASE + LAPIC_SVR, 0x1ff); /* enable, spurious 0xff */
         failures += serial_interrupt() != 0;
         failures += virtio_interrupt() != 0;
+        failures += pit_interrupt() != 0;
         if (stray_irqs)
             fw_printf("irq: %u stray interrupt(s)\n", stray_irqs);
         if (!failures) {
