@@ -203,6 +203,10 @@ pub fn policy_text(
     // (which programs stat, Python's start-up for one) can have no exact
     // rule, and a rule for it would open every directory of the host.
     let mut not_exact: Vec<String> = Vec::new();
+    // Symlinks leading out of their own directory: their rule is written,
+    // but symlinks are followed only beneath a rule's root (for an exact
+    // rule, the name's directory), so it cannot open them.
+    let mut leaves_dir: Vec<String> = Vec::new();
     for (path, u) in uses {
         let Ok(p) = std::str::from_utf8(path) else {
             not_utf8.push(crate::audit::escape_path(path));
@@ -215,6 +219,9 @@ pub fn policy_text(
         if p.ends_with('/') {
             not_exact.push(p.to_string());
             continue;
+        }
+        if f.leaves_dir {
+            leaves_dir.push(p.to_string());
         }
         let read_only = !u.write && !u.create;
         match (read_only, subtree_for(p, &dirs)) {
@@ -271,6 +278,21 @@ pub fn policy_text(
         }
         if f.symlink {
             let _ = writeln!(out, "follow_symlinks = true");
+        }
+        out.push('\n');
+    }
+    if !leaves_dir.is_empty() {
+        let _ = writeln!(
+            out,
+            "# NOT COVERED: these are symlinks to files outside their own directory;\n\
+             # a rule follows symlinks only beneath its root, so under this policy they\n\
+             # fail (EXDEV). Name the target instead, or add a rule covering both:"
+        );
+        for p in &leaves_dir {
+            tracing::warn!(
+                "learn: {p} is a symlink out of its directory: its rule cannot follow it"
+            );
+            let _ = writeln!(out, "#   {}", comment_safe(p));
         }
         out.push('\n');
     }
@@ -404,7 +426,30 @@ mod tests {
         Found {
             ftype: Some(ftype),
             symlink: false,
+            leaves_dir: false,
         }
+    }
+
+    #[test]
+    fn symlinks_out_of_their_directory_are_named() {
+        let records = vec![rec("/etc/localtime", O_RDONLY, "openat", Decision::Allow)];
+        let u = uses(&records);
+        let mut f = BTreeMap::new();
+        f.insert(
+            b"/etc/localtime".to_vec(),
+            Found {
+                ftype: Some(FileType::File),
+                symlink: true,
+                leaves_dir: true,
+            },
+        );
+        let (text, _) = policy_text(&u, &f, &[OsString::from("prog")]);
+        crate::policy::parse(&text, "learned").expect("the learned policy parses");
+        assert!(
+            text.contains("symlinks to files outside their own directory")
+                && text.contains("#   /etc/localtime\n"),
+            "{text}"
+        );
     }
 
     #[test]

@@ -236,6 +236,10 @@ pub struct Found {
     pub ftype: Option<FileType>,
     /// The name itself is a symlink.
     pub symlink: bool,
+    /// The name is a symlink whose target is not beneath the name's own
+    /// directory: an exact rule (whose root is that directory) can never
+    /// follow it.
+    pub leaves_dir: bool,
 }
 
 /// What `rel` beneath `root` is (for `learn`): the type it resolves to
@@ -253,10 +257,33 @@ pub fn examine(root: BorrowedFd<'_>, rel: &[u8]) -> Found {
         .ok()
     };
     let symlink = at(OFlags::NOFOLLOW).is_some_and(|st| st.st_mode & 0o170_000 == 0o120_000);
+    let ftype = at(OFlags::empty()).and_then(|st| FileType::from_st_mode(st.st_mode));
     Found {
-        ftype: at(OFlags::empty()).and_then(|st| FileType::from_st_mode(st.st_mode)),
+        ftype,
         symlink,
+        leaves_dir: symlink && ftype.is_some() && !resolves_beneath_own_dir(root, rel),
     }
+}
+
+/// Whether `rel` (beneath `root`) resolves, symlinks followed, beneath its
+/// own parent directory: how an exact rule's resolution would follow it.
+fn resolves_beneath_own_dir(root: BorrowedFd<'_>, rel: &[u8]) -> bool {
+    let (dir, name): (&[u8], &[u8]) = match rel.iter().rposition(|&b| b == b'/') {
+        Some(i) => (&rel[..i], &rel[i + 1..]),
+        None => (b".", rel),
+    };
+    let open = |at: BorrowedFd<'_>, p: &[u8], flags: OFlags| {
+        rustix::fs::openat2(
+            at,
+            p,
+            OFlags::PATH | OFlags::CLOEXEC | flags,
+            Mode::empty(),
+            ResolveFlags::BENEATH | ResolveFlags::NO_MAGICLINKS,
+        )
+    };
+    open(root, dir, OFlags::DIRECTORY)
+        .and_then(|d| open(d.as_fd(), name, OFlags::empty()))
+        .is_ok()
 }
 
 /// Whether a `/proc/<tid>/cwd` or `/proc/<tid>/fd/<n>` link leads to a

@@ -1115,3 +1115,37 @@ fn learn_then_enforce_python() {
         "listing /etc under the learned policy: {st:?} {out} {err}"
     );
 }
+
+#[test]
+fn learn_names_symlinks_its_policy_cannot_follow() {
+    let dir = tempfile::tempdir().unwrap();
+    let s = dir.path();
+    let prog = s.join("learn-probe");
+    tp::gcc(&tp::source("learn-probe.c"), &prog, &[]);
+    for d in ["a", "b"] {
+        std::fs::create_dir(s.join(d)).unwrap();
+    }
+    std::fs::write(s.join("b/input.txt"), b"linked\n").unwrap();
+    // One link stays in its directory, one leaves it.
+    std::os::unix::fs::symlink("input.txt", s.join("b/same")).unwrap();
+    std::os::unix::fs::symlink("../b/input.txt", s.join("a/out")).unwrap();
+    let output = s.join("output.txt");
+    for (link, leaves) in [("b/same", false), ("a/out", true)] {
+        let input = s.join(link);
+        let policy = s.join("learned.toml");
+        let o = tp::learn_command(&policy, None, &prog, [&input, &output])
+            .stdin(Stdio::null())
+            .output()
+            .unwrap();
+        assert!(o.status.success(), "learn {link}: {o:?}");
+        let text = std::fs::read_to_string(&policy).unwrap();
+        let named = text.contains(&format!("#   {}\n", input.display()));
+        assert_eq!(named, leaves, "{link} listed as not covered:\n{text}");
+        let o = tp::command(&policy, None, &[], &prog, [&input, &output])
+            .stdin(Stdio::null())
+            .output()
+            .unwrap();
+        // What the list says is what enforcement does.
+        assert_eq!(o.status.success(), !leaves, "{link} enforced: {o:?}");
+    }
+}
