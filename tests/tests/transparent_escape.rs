@@ -570,6 +570,10 @@ fn o_path_and_openat2_resolve_flags() {
     assert_eq!(bare, Outcome::Fd(file.0, file.1));
     assert!(conf.refused(), "O_PATH re-opened read-write: {conf:?}");
 
+    // O_TMPFILE (an unnamed file in a directory) is not a flag the policy
+    // grants, even in a create tree.
+    let c = f.refused(&["open", &f.ps("rw"), "tmpfile,rdwr"], &none);
+    assert_eq!(c, Outcome::Err(EPERM), "O_TMPFILE in rw/");
     for resolve in [
         "0",
         "no_symlinks,no_magiclinks",
