@@ -1,4 +1,5 @@
-//! Escapes from transparent mode: `tests/data/transparent/escape-probe.c`,
+//! Escapes from transparent mode (needs root, as CI runs it):
+//! `tests/data/transparent/escape-probe.c`,
 //! built static with gcc into the test's scratch directory (so the loader
 //! opens nothing and the policy stays small: the scratch tree's `allowed/`,
 //! `ftree/` and `rw/` and two `/proc/self` files), attempts each way out
@@ -100,6 +101,14 @@ struct Opts {
 
 impl Fx {
     fn new() -> Fx {
+        // The unconfined halves use root's powers (file handles, fsopen,
+        // chroot, pidfd_getfd on the test process, chown): a non-root run
+        // fails here rather than on a confusing half.
+        assert_eq!(
+            rustix::process::geteuid().as_raw(),
+            0,
+            "the transparent escape suite needs root: each attempt must be able to succeed unconfined"
+        );
         let dir = tempfile::tempdir().expect("tempdir");
         let s = dir.path().to_path_buf();
         for d in [
