@@ -1,8 +1,8 @@
 //! Escapes from transparent mode (needs root, as CI runs it):
-//! `tests/data/transparent/escape-probe.c`,
-//! built static with gcc into the test's scratch directory (so the loader
-//! opens nothing and the policy stays small: the scratch tree's `allowed/`,
-//! `ftree/` and `rw/` and two `/proc/self` files), attempts each way out
+//! `tests/data/transparent/escape-probe.c`, built static with gcc into the
+//! test's scratch directory (so the loader opens nothing and the policy
+//! stays small: the scratch tree's `allowed/`, `ftree/`, `rw/`, `sockets/`
+//! and `fsockets/` and two `/proc/self` files), attempts each way out
 //! twice in the same run: unconfined, where it must reach the outside file
 //! (or succeed), then under `openhook-broker --transparent`, where it must
 //! be refused (an errno, or SIGSYS for the foreign ABIs) and never yield an
