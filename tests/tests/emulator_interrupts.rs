@@ -87,7 +87,11 @@ fn run_with_reset(name: &str, extra: &[&str]) -> (String, Option<i32>) {
         .stdout(Stdio::null())
         .stderr(Stdio::piped());
     let mut child = cmd.spawn().unwrap();
-    let programmed = wait_for_line(&m.serial, "irq: programmed, waiting for reset\n", &mut child);
+    let programmed = wait_for_line(
+        &m.serial,
+        "irq: programmed, waiting for reset\n",
+        &mut child,
+    );
     let stream = UnixStream::connect(&sock).unwrap();
     let mut reader = BufReader::new(stream.try_clone().unwrap());
     let mut line = String::new();
