@@ -147,14 +147,23 @@ static char race_buf[4096] __attribute__((aligned(64)));
 static char race_a[4096], race_b[4096];
 static volatile int race_stop;
 
+static volatile long flips;
+
 static void *flipper(void *arg) {
     (void)arg;
     size_t n = strlen(race_a) + 1;
     while (!race_stop) {
         memcpy(race_buf, race_b, n);
         memcpy(race_buf, race_a, n);
+        flips++;
     }
     return NULL;
+}
+
+// Returns once the flipping thread is running (on a loaded machine it may
+// not get a CPU for a while: the race must not be over before it starts).
+static void wait_for_flips(void) {
+    while (flips < 1000) sched_yield();
 }
 
 struct ident { unsigned long long dev, ino; long count; };
@@ -166,6 +175,7 @@ static void *cwd_flipper(void *arg) {
     while (!race_stop) {
         syscall(SYS_fchdir, cwd_a);
         syscall(SYS_fchdir, cwd_b);
+        flips++;
     }
     return NULL;
 }
@@ -203,6 +213,7 @@ static int cwd_race(const char *dir_a, int fd_b, const char *name, long rounds) 
     cwd_b = fd_b;
     pthread_t t;
     pthread_create(&t, NULL, cwd_flipper, NULL);
+    wait_for_flips();
     struct ident ids[64];
     int nids = 0;
     long errs = 0;
@@ -225,6 +236,7 @@ static int race(const char *inside, const char *outside, long rounds) {
     strcpy(race_buf, inside);
     pthread_t t;
     pthread_create(&t, NULL, flipper, NULL);
+    wait_for_flips();
     struct ident ids[64];
     int nids = 0;
     long errs = 0;
