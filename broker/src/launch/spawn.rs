@@ -237,35 +237,7 @@ pub fn spawn(spec: &LaunchSpec<'_>) -> Result<Spawned, SpawnError> {
         PreExec::prepare(&spec.sandbox, &path, &plan.child_fds())
     }
     .map_err(SpawnError::Sandbox)?;
-    // The child's environment is the hardening's scrubbed one, plus the
-    // policy's sandbox mode for the emulator (openhook_sandbox::MODE_ENV).
-    let mode_env = (
-        OsString::from(openhook_sandbox::MODE_ENV),
-        OsString::from(spec.sandbox.mode.to_string()),
-    );
-    let mut extra = vec![mode_env];
-    if let Some(a) = &spec.activation {
-        extra.push(("LISTEN_FDS".into(), a.count.to_string().into()));
-        if let Some(names) = &a.names {
-            extra.push(("LISTEN_FDNAMES".into(), names.clone()));
-        }
-    }
-    let env: Vec<OsString> = pre
-        .env()
-        .iter()
-        .filter(|(k, _)| {
-            k != openhook_sandbox::MODE_ENV
-                && !["LISTEN_PID", "LISTEN_FDS", "LISTEN_FDNAMES"]
-                    .contains(&k.to_str().unwrap_or(""))
-        })
-        .chain(extra.iter())
-        .map(|(k, v)| {
-            let mut e = k.clone();
-            e.push("=");
-            e.push(v);
-            e
-        })
-        .collect();
+    let env = child_env(spec, &pre);
     let env: Vec<&OsStr> = env.iter().map(|e| e.as_os_str()).collect();
     plan.set_env(&env).map_err(SpawnError::Args)?;
     if spec.activation.is_some() {
@@ -306,6 +278,39 @@ pub fn spawn(spec: &LaunchSpec<'_>) -> Result<Spawned, SpawnError> {
         hook_fd,
         pending,
     })
+}
+
+/// The child's environment, as `KEY=VALUE` entries: the hardening's
+/// scrubbed one, plus the policy's sandbox mode for the emulator
+/// (`openhook_sandbox::MODE_ENV`) and a socket activation's `LISTEN_FDS` /
+/// `LISTEN_FDNAMES` (`LISTEN_PID` is filled in by the child).
+fn child_env(spec: &LaunchSpec<'_>, pre: &PreExec) -> Vec<OsString> {
+    let mode_env = (
+        OsString::from(openhook_sandbox::MODE_ENV),
+        OsString::from(spec.sandbox.mode.to_string()),
+    );
+    let mut extra = vec![mode_env];
+    if let Some(a) = &spec.activation {
+        extra.push(("LISTEN_FDS".into(), a.count.to_string().into()));
+        if let Some(names) = &a.names {
+            extra.push(("LISTEN_FDNAMES".into(), names.clone()));
+        }
+    }
+    pre.env()
+        .iter()
+        .filter(|(k, _)| {
+            k != openhook_sandbox::MODE_ENV
+                && !["LISTEN_PID", "LISTEN_FDS", "LISTEN_FDNAMES"]
+                    .contains(&k.to_str().unwrap_or(""))
+        })
+        .chain(extra.iter())
+        .map(|(k, v)| {
+            let mut e = k.clone();
+            e.push("=");
+            e.push(v);
+            e
+        })
+        .collect()
 }
 
 /// The listener the child sent before `execve` (already in the socket:

@@ -148,6 +148,13 @@ pub fn classify(nr: i64, a: [u64; 6]) -> Option<Call> {
             word(a[2]),
             StatKind::Statx(word(a[3])),
         ),
+        _ => return classify_path_query(nr, a),
+    })
+}
+
+/// The metadata and socket syscalls of [`classify`].
+fn classify_path_query(nr: i64, a: [u64; 6]) -> Option<Call> {
+    Some(match nr {
         libc::SYS_access => Call::Access {
             dir: Dir::Cwd,
             path: a[0],
