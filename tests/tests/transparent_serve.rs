@@ -143,9 +143,16 @@ fn targets_killed_mid_request_leave_the_broker_serving_and_leak_nothing() {
     line.clear();
     out.read_line(&mut line).unwrap();
     assert_eq!(line.trim(), "churned");
-    // Let any request still being served finish.
-    std::thread::sleep(Duration::from_millis(200));
-    let after = fd_count(broker);
+    // Let any request still being served finish (at most 10 s: a hang
+    // guard, not a timing).
+    let mut after = fd_count(broker);
+    for _ in 0..500 {
+        if after == before {
+            break;
+        }
+        std::thread::sleep(Duration::from_millis(20));
+        after = fd_count(broker);
+    }
     writeln!(stdin, "go").unwrap();
     line.clear();
     out.read_line(&mut line).unwrap();
@@ -278,7 +285,9 @@ fn a_process_left_behind_gets_no_file_once_the_broker_is_gone() {
         f.run(false, &args),
         format!("ok fd {} {}", file.dev(), file.ino())
     );
-    // Confined the broker ends with the program; the grandchild keeps the
-    // filter, whose listener is closed: even an allowed path fails (ENOSYS).
-    assert_eq!(f.run(true, &args), "err 38");
+    // Confined the broker ends with the program; the grandchild (which
+    // waits until the broker is gone) keeps the filter, whose listener is
+    // closed: even an allowed path fails (ENOSYS).
+    let path = f.ps("allowed/file");
+    assert_eq!(f.run(true, &["orphan", &path, "wait"]), "err 38");
 }

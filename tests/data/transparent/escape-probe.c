@@ -848,9 +848,17 @@ int main(int argc, char **argv) {
         return connect_block(ARG(2), atoi(ARG(3)), ARG(4));
     if (!strcmp(a, "churn"))
         return churn(atol(ARG(2)), ARG(3));
-    if (!strcmp(a, "orphan")) { // orphan PATH: a child opens PATH after its parent (the program) has exited
+    if (!strcmp(a, "orphan")) { // orphan PATH [wait]: a child opens PATH after its parent (the program) has exited
+        pid_t grandparent = getppid(); // under the broker: the broker
+        int wait_gone = argc > 3 && !strcmp(argv[3], "wait");
         if (fork() == 0) {
-            usleep(500000);
+            usleep(100000);
+            // With "wait": until the program's own parent is gone too
+            // (kill(pid, 0) says ESRCH once it is; EPERM while it lives).
+            for (int i = 0; wait_gone && i < 3000; i++) {
+                if (syscall(SYS_kill, grandparent, 0) < 0 && errno == ESRCH) break;
+                usleep(10000);
+            }
             report_fd(syscall(SYS_openat, AT_FDCWD, ARG(2), O_RDONLY));
             _exit(0);
         }
