@@ -2,7 +2,7 @@
 //! QEMU 7.2 `-M microvm` side by side on the same firmware and disks.
 //!
 //! - launch → first serial byte and launch → exit for the standard
-//!   firmware (median of RUNS), peak RSS (VmHWM, sampled until exit); the
+//!   firmware (median of `OPENHOOK_BENCH_BOOT_RUNS`, default 5), peak RSS (VmHWM, sampled until exit); the
 //!   same for the boot-only firmware (start-up and exit around next to no
 //!   guest work);
 //! - guest sequential write and read of a 64 MiB disk in 1 MiB requests
@@ -33,7 +33,14 @@ use std::time::{Duration, Instant};
 
 use openhook_tests::fw::{self, FwMachine};
 
-const RUNS: usize = 5;
+/// Boots per machine and firmware (`OPENHOOK_BENCH_BOOT_RUNS`, default 5).
+fn boot_runs() -> usize {
+    std::env::var("OPENHOOK_BENCH_BOOT_RUNS")
+        .ok()
+        .and_then(|v| v.parse().ok())
+        .filter(|&n| n > 0)
+        .unwrap_or(5)
+}
 /// Throughput runs per machine, alternated between the machines: a pass
 /// over 64 MiB takes only 25-40 ms, so single runs swing by 10-20 %.
 fn tp_runs() -> usize {
@@ -257,14 +264,14 @@ struct Boot {
 
 type Make<'a> = (&'static str, &'a dyn Fn(&FwMachine) -> Command);
 
-/// Boots `image` RUNS times on each machine, the machines taking turns,
+/// Boots `image` `boot_runs()` times on each machine, the machines taking turns,
 /// and prints each one's breakdown: launch → exec of the emulator → KVM VM
 /// created → first vCPU exit → first serial byte → last serial byte →
 /// process end (medians; QEMU has the last three).
 fn boots(image: &str, machines: &[Make<'_>], dir: &Path) -> Vec<Boot> {
     let disk = dir.join("boot-disk.img");
     let mut runs: Vec<Vec<Timed>> = machines.iter().map(|_| Vec::new()).collect();
-    for _ in 0..RUNS {
+    for _ in 0..boot_runs() {
         for ((name, make), runs) in machines.iter().zip(&mut runs) {
             fw::prepare_disk(&disk, fw::DISK_SECTORS).unwrap();
             let m = FwMachine::new(fw::image(image), dir.join("unused")).drive(disk.clone(), false);
@@ -403,8 +410,9 @@ fn find_qemu() -> Option<PathBuf> {
 fn main() {
     let dir = tempfile::tempdir().unwrap();
     println!(
-        "machine benchmark: {} (median of {RUNS} runs)",
-        openhook_tests::bin("openhook-emulator").display()
+        "machine benchmark: {} (median of {} runs)",
+        openhook_tests::bin("openhook-emulator").display(),
+        boot_runs()
     );
     let q = find_qemu();
     let qemu_make = |m: &FwMachine| qemu(q.as_ref().unwrap(), m);
@@ -413,7 +421,10 @@ fn main() {
     if q.is_some() {
         machines.push(("qemu microvm", &qemu_make));
     }
-    println!("boot breakdown, ms from launch (medians of {RUNS}, machines taking turns)");
+    println!(
+        "boot breakdown, ms from launch (medians of {}, machines taking turns)",
+        boot_runs()
+    );
     println!("standard firmware:");
     let mut std_boots = boots(fw::IMAGE, &machines, dir.path()).into_iter();
     let (alone, with_broker, qb) = (
