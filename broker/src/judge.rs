@@ -146,9 +146,19 @@ impl<'a> Judge<'a> {
         &self,
         req: &Request<'_>,
         act: impl FnOnce(BorrowedFd<'_>, &Allowed<'_>) -> Result<T, ResolveError>,
-        observe: impl FnOnce(&Verdict<T>),
     ) -> Result<T, Errno> {
-        let v = match self.decide(req.path, req.flags, req.mode) {
+        let v = self.evaluate(req, act);
+        self.record(req, v)
+    }
+
+    /// Decides `req` and, when allowed, performs `act` beneath the rule
+    /// root: the verdict, not yet audited.
+    fn evaluate<T>(
+        &self,
+        req: &Request<'_>,
+        act: impl FnOnce(BorrowedFd<'_>, &Allowed<'_>) -> Result<T, ResolveError>,
+    ) -> Verdict<T> {
+        match self.decide(req.path, req.flags, req.mode) {
             Err(d) => verdict(self.policy.deny_errno, Err(d), || {
                 Err(ResolveError::Sys(Errno::EIO))
             }),
@@ -163,28 +173,22 @@ impl<'a> Judge<'a> {
                 }
                 act(self.ambient.root_for(allowed.root)?, &allowed)
             }),
-        };
-        observe(&v);
-        self.record(req, v)
+        }
     }
 
     /// An open: decided, performed beneath the rule root, audited.
     pub fn open(&self, req: &Request<'_>) -> Result<OwnedFd, Errno> {
-        self.perform(req, resolve::open_beneath, |_| {})
+        self.perform(req, resolve::open_beneath)
     }
 
     /// [`Judge::open`] with extra `openat2` resolve restrictions (the
     /// target's own `RESOLVE_NO_SYMLINKS` and the like).
     pub fn open_stricter(&self, req: &Request<'_>, extra: ResolveFlags) -> Result<OwnedFd, Errno> {
-        self.perform(
-            req,
-            |root, allowed| {
-                let mut a = allowed.clone();
-                a.resolve |= extra;
-                resolve::open_beneath(root, &a)
-            },
-            |_| {},
-        )
+        self.perform(req, |root, allowed| {
+            let mut a = allowed.clone();
+            a.resolve |= extra;
+            resolve::open_beneath(root, &a)
+        })
     }
 
     /// A metadata request (stat, access, readlink, statfs): decided as an
@@ -192,26 +196,22 @@ impl<'a> Judge<'a> {
     /// resolved to an `O_PATH` fd without opening the file itself;
     /// `nofollow` keeps a trailing symlink. Audited like an open.
     pub fn probe(&self, req: &Request<'_>, nofollow: bool) -> Result<OwnedFd, Errno> {
-        self.perform(
-            req,
-            |root, allowed| resolve::probe_beneath(root, allowed, nofollow),
-            |_| {},
-        )
+        self.perform(req, |root, allowed| {
+            resolve::probe_beneath(root, allowed, nofollow)
+        })
     }
 
     /// Binds `sock` at `req.path` (decided as creating a socket file).
     pub fn bind_socket(&self, req: &Request<'_>, sock: BorrowedFd<'_>) -> Result<(), Errno> {
-        self.perform(
-            req,
-            |root, allowed| resolve::bind_beneath(root, allowed, sock),
-            |_| {},
-        )
+        self.perform(req, |root, allowed| {
+            resolve::bind_beneath(root, allowed, sock)
+        })
     }
 
     /// The socket file at `req.path`, as an `O_PATH` fd to connect
     /// through ([`resolve::connect_through`]); the rule must allow sockets.
     pub fn socket_file(&self, req: &Request<'_>) -> Result<OwnedFd, Errno> {
-        self.perform(req, resolve::socket_beneath, |_| {})
+        self.perform(req, resolve::socket_beneath)
     }
 
     /// Records a request refused before any decision (malformed, or a
@@ -262,26 +262,9 @@ impl<'a> Judge<'a> {
     /// [`Judge::open`] without a log: the reply and the record the log
     /// would get (for `check --explain` comparisons and tests).
     pub fn open_unlogged(&self, req: &Request<'_>) -> (Result<OwnedFd, Errno>, AuditRecord) {
-        let quiet = Judge {
-            audit: None,
-            ..*self
-        };
-        let mut record = None;
-        let reply = quiet.perform(req, resolve::open_beneath, |v| {
-            record = Some(quiet.audit_record(req, v));
-        });
-        let record = record.unwrap_or_else(|| {
-            quiet.audit_record::<()>(
-                req,
-                &Verdict {
-                    reply: Err(Errno::EIO),
-                    decision: Decision::Error,
-                    rule: None,
-                    reason: String::new(),
-                },
-            )
-        });
-        (reply, record)
+        let v = self.evaluate(req, resolve::open_beneath);
+        let record = self.audit_record(req, &v);
+        (v.reply, record)
     }
 }
 
