@@ -174,7 +174,52 @@ pub fn policy_text(
     found: &BTreeMap<Vec<u8>, Found>,
     argv: &[OsString],
 ) -> (String, usize) {
-    let dirs = command_dirs(argv);
+    let plan = Plan::new(uses, found, &command_dirs(argv));
+    let mut out = header(argv);
+    let mut n = 0;
+    for (dir, tree) in &plan.trees {
+        n += 1;
+        write_tree(&mut out, dir, tree);
+    }
+    for (path, u, f) in &plan.exact {
+        // A subtree already covers it (read-only file in a covered dir).
+        if !u.write && !u.create && plan.trees.keys().any(|d| path.starts_with(d.as_str())) {
+            continue;
+        }
+        n += 1;
+        write_exact(&mut out, path, u, *f);
+    }
+    for p in &plan.leaves_dir {
+        tracing::warn!("learn: {p} is a symlink out of its directory: its rule cannot follow it");
+    }
+    write_not_covered(
+        &mut out,
+        "# NOT COVERED: these are symlinks to files outside their own directory;\n\
+         # a rule follows symlinks only beneath its root, so under this policy they\n\
+         # fail (EXDEV). Name the target instead, or add a rule covering both:",
+        &plan.leaves_dir,
+    );
+    write_not_covered(
+        &mut out,
+        "# NOT COVERED: a rule for these would cover everything beneath them\n\
+         # (a path ending in / is a subtree); under this policy they fail as absent:",
+        &plan.not_exact,
+    );
+    for p in &plan.not_utf8 {
+        tracing::warn!("learn: {p} is not UTF-8: no policy rule can name it");
+    }
+    write_not_covered(
+        &mut out,
+        "# NOT COVERED: the program used these paths, but policy paths are UTF-8\n\
+         # (bytes that are not are shown as \\xHH); under this policy they fail as absent:",
+        &plan.not_utf8,
+    );
+    let _ = writeln!(out, "[sandbox]\nmode = \"require\"");
+    (out, n)
+}
+
+/// The comment header, version and deny errno.
+fn header(argv: &[OsString]) -> String {
     let mut out = String::new();
     let cmd: Vec<String> = argv
         .iter()
@@ -192,135 +237,123 @@ pub fn policy_text(
         "# What the program probed and did not find, or anything outside this\n# policy, fails as if absent."
     );
     let _ = writeln!(out, "deny_errno = \"ENOENT\"\n");
+    out
+}
 
-    // Read-only files in system directories, grouped into subtrees.
-    let mut trees: BTreeMap<String, Tree> = BTreeMap::new();
-    let mut exact: Vec<(String, &Use, Found)> = Vec::new();
-    // A policy names paths as TOML strings, which are UTF-8: other paths
-    // cannot get a rule, and are listed instead of silently left out.
-    let mut not_utf8: Vec<String> = Vec::new();
-    // A policy path ending in `/` names everything beneath it: `/` itself
-    // (which programs stat, Python's start-up for one) can have no exact
-    // rule, and a rule for it would open every directory of the host.
-    let mut not_exact: Vec<String> = Vec::new();
-    // Symlinks leading out of their own directory: their rule is written,
-    // but symlinks are followed only beneath a rule's root (for an exact
-    // rule, the name's directory), so it cannot open them.
-    let mut leaves_dir: Vec<String> = Vec::new();
-    for (path, u) in uses {
-        let Ok(p) = std::str::from_utf8(path) else {
-            not_utf8.push(crate::audit::escape_path(path));
-            continue;
+/// Where each used path goes in the policy.
+struct Plan<'u> {
+    /// Read-only files in system directories, grouped into subtrees.
+    trees: BTreeMap<String, Tree>,
+    exact: Vec<(String, &'u Use, Found)>,
+    /// A policy names paths as TOML strings, which are UTF-8: other paths
+    /// cannot get a rule, and are listed instead of silently left out.
+    not_utf8: Vec<String>,
+    /// A policy path ending in `/` names everything beneath it: `/` itself
+    /// (which programs stat, Python's start-up for one) can have no exact
+    /// rule, and a rule for it would open every directory of the host.
+    not_exact: Vec<String>,
+    /// Symlinks leading out of their own directory: their rule is written,
+    /// but symlinks are followed only beneath a rule's root (for an exact
+    /// rule, the name's directory), so it cannot open them.
+    leaves_dir: Vec<String>,
+}
+
+impl<'u> Plan<'u> {
+    fn new(
+        uses: &'u BTreeMap<Vec<u8>, Use>,
+        found: &BTreeMap<Vec<u8>, Found>,
+        dirs: &BTreeSet<String>,
+    ) -> Self {
+        let mut plan = Plan {
+            trees: BTreeMap::new(),
+            exact: Vec::new(),
+            not_utf8: Vec::new(),
+            not_exact: Vec::new(),
+            leaves_dir: Vec::new(),
         };
-        let f = found.get(path).copied().unwrap_or_default();
-        if f.ftype.is_none() && !f.symlink && !u.create {
-            continue;
-        }
-        if p.ends_with('/') {
-            not_exact.push(p.to_string());
-            continue;
-        }
-        if f.leaves_dir {
-            leaves_dir.push(p.to_string());
-        }
-        let read_only = !u.write && !u.create;
-        match (read_only, subtree_for(p, &dirs)) {
-            (true, Some(dir)) => {
-                let e = trees.entry(dir).or_default();
-                e.0.insert(f.ftype.map_or("file", FileType::as_str));
-                e.0.insert("dir");
-                e.1 += 1;
-                for (k, n) in &u.calls {
-                    *e.2.entry(k.clone()).or_default() += n;
-                }
+        for (path, u) in uses {
+            let Ok(p) = std::str::from_utf8(path) else {
+                plan.not_utf8.push(crate::audit::escape_path(path));
+                continue;
+            };
+            let f = found.get(path).copied().unwrap_or_default();
+            if f.ftype.is_none() && !f.symlink && !u.create {
+                continue;
             }
-            _ => exact.push((p.to_string(), u, f)),
+            if p.ends_with('/') {
+                plan.not_exact.push(p.to_string());
+                continue;
+            }
+            if f.leaves_dir {
+                plan.leaves_dir.push(p.to_string());
+            }
+            let read_only = !u.write && !u.create;
+            match (read_only, subtree_for(p, dirs)) {
+                (true, Some(dir)) => {
+                    let e = plan.trees.entry(dir).or_default();
+                    e.0.insert(f.ftype.map_or("file", FileType::as_str));
+                    e.0.insert("dir");
+                    e.1 += 1;
+                    for (k, n) in &u.calls {
+                        *e.2.entry(k.clone()).or_default() += n;
+                    }
+                }
+                _ => plan.exact.push((p.to_string(), u, f)),
+            }
         }
+        plan
     }
-    let mut n = 0;
-    for (dir, (types, files, calls)) in &trees {
-        n += 1;
-        let _ = writeln!(
-            out,
-            "# System directory: {files} path(s) read beneath it ({}).",
-            calls_comment(calls)
-        );
-        let _ = writeln!(out, "[[allow]]\npath = {}", quote(dir));
-        let _ = writeln!(out, "access = \"r\"");
-        let _ = writeln!(out, "types = {}", types_list(types));
-        let _ = writeln!(out, "follow_symlinks = true\n");
+}
+
+fn write_tree(out: &mut String, dir: &str, (types, files, calls): &Tree) {
+    let _ = writeln!(
+        out,
+        "# System directory: {files} path(s) read beneath it ({}).",
+        calls_comment(calls)
+    );
+    let _ = writeln!(out, "[[allow]]\npath = {}", quote(dir));
+    let _ = writeln!(out, "access = \"r\"");
+    let _ = writeln!(out, "types = {}", types_list(types));
+    let _ = writeln!(out, "follow_symlinks = true\n");
+}
+
+fn write_exact(out: &mut String, path: &str, u: &Use, f: Found) {
+    let access = match (u.read, u.write) {
+        (_, false) => "r",
+        (false, true) => "w",
+        (true, true) => "rw",
+    };
+    let why = if u.write { "written" } else { "read" };
+    let _ = writeln!(out, "# {why}: {}", calls_comment(&u.calls));
+    let _ = writeln!(out, "[[allow]]\npath = {}", quote(path));
+    let _ = writeln!(out, "access = \"{access}\"");
+    let mut types = BTreeSet::new();
+    types.insert(f.ftype.map_or("file", FileType::as_str));
+    if u.create {
+        // The parser requires it: O_CREAT makes regular files (a bound
+        // socket is created too, and needs "socket" beside it).
+        types.insert("file");
     }
-    for (path, u, f) in &exact {
-        // A subtree already covers it (read-only file in a covered dir).
-        if !u.write && !u.create && trees.keys().any(|d| path.starts_with(d.as_str())) {
-            continue;
-        }
-        n += 1;
-        let access = match (u.read, u.write) {
-            (_, false) => "r",
-            (false, true) => "w",
-            (true, true) => "rw",
-        };
-        let why = if u.write { "written" } else { "read" };
-        let _ = writeln!(out, "# {why}: {}", calls_comment(&u.calls));
-        let _ = writeln!(out, "[[allow]]\npath = {}", quote(path));
-        let _ = writeln!(out, "access = \"{access}\"");
-        let mut types = BTreeSet::new();
-        types.insert(f.ftype.map_or("file", FileType::as_str));
-        if u.create {
-            // The parser requires it: O_CREAT makes regular files (a bound
-            // socket is created too, and needs "socket" beside it).
-            types.insert("file");
-        }
-        let _ = writeln!(out, "types = {}", types_list(&types));
-        if u.create {
-            let _ = writeln!(out, "create = true\nmode = 0o644");
-        }
-        if f.symlink {
-            let _ = writeln!(out, "follow_symlinks = true");
-        }
-        out.push('\n');
+    let _ = writeln!(out, "types = {}", types_list(&types));
+    if u.create {
+        let _ = writeln!(out, "create = true\nmode = 0o644");
     }
-    if !leaves_dir.is_empty() {
-        let _ = writeln!(
-            out,
-            "# NOT COVERED: these are symlinks to files outside their own directory;\n\
-             # a rule follows symlinks only beneath its root, so under this policy they\n\
-             # fail (EXDEV). Name the target instead, or add a rule covering both:"
-        );
-        for p in &leaves_dir {
-            tracing::warn!(
-                "learn: {p} is a symlink out of its directory: its rule cannot follow it"
-            );
-            let _ = writeln!(out, "#   {}", comment_safe(p));
-        }
-        out.push('\n');
+    if f.symlink {
+        let _ = writeln!(out, "follow_symlinks = true");
     }
-    if !not_exact.is_empty() {
-        let _ = writeln!(
-            out,
-            "# NOT COVERED: a rule for these would cover everything beneath them\n\
-             # (a path ending in / is a subtree); under this policy they fail as absent:"
-        );
-        for p in &not_exact {
-            let _ = writeln!(out, "#   {}", comment_safe(p));
-        }
-        out.push('\n');
+    out.push('\n');
+}
+
+/// A comment block listing `paths` under `title` (nothing when empty).
+fn write_not_covered(out: &mut String, title: &str, paths: &[String]) {
+    if paths.is_empty() {
+        return;
     }
-    if !not_utf8.is_empty() {
-        let _ = writeln!(
-            out,
-            "# NOT COVERED: the program used these paths, but policy paths are UTF-8\n\
-             # (bytes that are not are shown as \\xHH); under this policy they fail as absent:"
-        );
-        for p in &not_utf8 {
-            tracing::warn!("learn: {p} is not UTF-8: no policy rule can name it");
-            let _ = writeln!(out, "#   {}", comment_safe(p));
-        }
-        out.push('\n');
+    let _ = writeln!(out, "{title}");
+    for p in paths {
+        let _ = writeln!(out, "#   {}", comment_safe(p));
     }
-    let _ = writeln!(out, "[sandbox]\nmode = \"require\"");
-    (out, n)
+    out.push('\n');
 }
 
 /// A learning run's records: kept in a memfd (the broker may not open
