@@ -13,7 +13,7 @@ use clap::{Parser, Subcommand};
 #[command(
     name = "openhook-broker",
     version,
-    about = "Launch PROGRAM and answer its -open-hook-fd open requests under a policy",
+    about = "Launch PROGRAM and answer its open requests under a policy: over -open-hook-fd, or with --transparent every path syscall of an unmodified program",
     after_long_help = "Exit status: the program's (128 + N when signal N killed it); 125 when \
 the broker cannot start it (bad policy, missing rule root, ...), 126 when PROGRAM is not \
 executable, 127 when it is not found. check: 0 valid, 1 invalid; check --explain: 0 allowed, \
