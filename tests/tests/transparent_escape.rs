@@ -651,6 +651,31 @@ fn bare_race(f: &Fx, args: &[&str], o: &Opts, outside: (u64, u64)) -> Vec<((u64,
 }
 
 /// The (dev, ino) → count pairs of a `race` line.
+/// A race's verdict: unconfined, `what` reached the outside file (the race
+/// is real); confined, the allowed file was opened (the broker served) and
+/// no fd went to any other file.
+fn assert_race_held(
+    what: &str,
+    bare: &[((u64, u64), u64)],
+    conf: &[((u64, u64), u64)],
+    inside: (u64, u64),
+    outside: (u64, u64),
+) {
+    assert!(
+        bare.iter().any(|(i, n)| *i == outside && *n > 0),
+        "unconfined, {what} never reached the outside file: {bare:?}"
+    );
+    assert!(
+        conf.iter().any(|(i, n)| *i == inside && *n > 0),
+        "confined, the allowed file was never opened: {conf:?}"
+    );
+    let bad: Vec<_> = conf.iter().filter(|(i, _)| *i != inside).collect();
+    assert!(
+        bad.is_empty(),
+        "ESCAPED: fds to files outside the policy: {bad:?}"
+    );
+}
+
 fn race_counts(o: &Outcome) -> Vec<((u64, u64), u64)> {
     let Outcome::Race(line) = o else {
         panic!("race: {o:?}")
@@ -698,19 +723,7 @@ fn path_rewritten_while_in_flight() {
         conf_off.iter().any(|(i, n)| *i == inside && *n > 0),
         "sandbox off, the allowed file was never opened: {conf_off:?}"
     );
-    assert!(
-        bare.iter().any(|(i, n)| *i == outside && *n > 0),
-        "unconfined, the flipping path never reached the outside file: {bare:?}"
-    );
-    assert!(
-        conf.iter().any(|(i, n)| *i == inside && *n > 0),
-        "confined, the allowed file was never opened: {conf:?}"
-    );
-    let bad: Vec<_> = conf.iter().filter(|(i, _)| *i != inside).collect();
-    assert!(
-        bad.is_empty(),
-        "ESCAPED: fds to files outside the policy: {bad:?}"
-    );
+    assert_race_held("the flipping path", &bare, &conf, inside, outside);
     assert!(
         !audit
             .iter()
@@ -734,19 +747,7 @@ fn cwd_flipped_while_in_flight() {
     let bare = bare_race(&f, &args, &fd7, outside);
     let conf = race_counts(&f.confined(&args, &fd7).0);
     eprintln!("cwd race: unconfined {bare:?}, confined {conf:?}");
-    assert!(
-        bare.iter().any(|(i, n)| *i == outside && *n > 0),
-        "unconfined, the flipping cwd never reached the outside file: {bare:?}"
-    );
-    assert!(
-        conf.iter().any(|(i, n)| *i == inside && *n > 0),
-        "confined, the allowed file was never opened: {conf:?}"
-    );
-    let bad: Vec<_> = conf.iter().filter(|(i, _)| *i != inside).collect();
-    assert!(
-        bad.is_empty(),
-        "ESCAPED: fds to files outside the policy: {bad:?}"
-    );
+    assert_race_held("the flipping cwd", &bare, &conf, inside, outside);
 }
 
 #[test]
